@@ -1,0 +1,147 @@
+"""Frozen dataclasses passed between pipeline stages, and the closed set of fetch outcomes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+class FetchOutcome(enum.StrEnum):
+    """How one fetch ended; drives feed health and the fetch log."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not-modified"
+    SOFT_ERROR = "soft-error"  # transient: timeout, connection, 5xx, 429; try again later
+    HARD_ERROR = "hard-error"  # the answer is wrong: 4xx, not a feed, too large
+    REFUSED = "refused"  # never requested: scheme or address not allowed
+
+    @property
+    def failed(self) -> bool:
+        """True for outcomes that count as a failure of the feed."""
+        return self not in (FetchOutcome.OK, FetchOutcome.NOT_MODIFIED)
+
+
+class Extraction(enum.StrEnum):
+    """Where an article's stored text came from."""
+
+    PAGE = "page"  # extracted from the article page
+    FEED_SUMMARY = "feed-summary"  # the page failed; the feed's own summary was kept
+    NONE = "none"  # neither gave text; title and link only
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One HTTP fetch: the outcome and, when OK, the body."""
+
+    url: str
+    outcome: FetchOutcome
+    status: int | None = None
+    body: bytes = b""
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One item of a feed or sitemap, independent of feedparser."""
+
+    guid: str
+    link: str
+    title: str | None
+    summary_html: str | None
+    author: str | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A parsed feed document."""
+
+    title: str | None
+    language: str | None
+    entries: tuple[ParsedEntry, ...]
+    dropped: int = 0  # entries without any link: nothing to fetch or store
+    warning: str | None = None  # the parser recovered from malformed input
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedArticle:
+    """What the extractor found on an article page."""
+
+    title: str | None
+    text: str
+    author: str | None
+    published_at: datetime | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRef:
+    """A source due for polling, with its conditional-GET state."""
+
+    id: int
+    name: str
+    url: str
+    kind: str
+    language: str | None
+    interval: timedelta
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleDraft:
+    """An article ready to store."""
+
+    source_id: int
+    guid: str
+    url: str
+    canonical_url: str
+    title: str
+    text: str
+    summary: str | None
+    author: str | None
+    published_at: datetime | None
+    fetched_at: datetime
+    language: str | None
+    extraction: Extraction
+    extraction_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """What one refresh of one feed did, for the CLI summary and the logs."""
+
+    name: str
+    outcome: FetchOutcome
+    new: int = 0
+    skipped: int = 0
+    failed: int = 0
+    from_summary: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """An article as search and show present it."""
+
+    id: int
+    url: str
+    canonical_url: str
+    source: str
+    title: str
+    published_at: datetime | None
+    fetched_at: datetime
+    language: str | None
+    tags: tuple[str, ...]
+    story_id: int | None
+    also_reported_by: tuple[str, ...]
+    snippet: str
+    author: str | None = None
+    extraction: str | None = None
+    extraction_error: str | None = None
+    text: str | None = None

@@ -1,0 +1,1 @@
+"""Stages of the ingest pipeline; refresh.py wires them together."""

@@ -1,0 +1,148 @@
+"""The only trafilatura user: article HTML -> ExtractedArticle, in worker processes.
+
+trafilatura has no timeout of its own and can hang or balloon on pathological HTML, so every page is
+extracted in a pebble worker that is killed and replaced when it overruns. trafilatura never downloads:
+the fetcher does, and only hands it bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from types import TracebackType
+
+import lxml.html
+import trafilatura
+from pebble import ProcessPool
+from pebble.common import ProcessExpired
+from trafilatura.utils import load_html
+
+from monitor.model import ExtractedArticle
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class ExtractionError(Exception):
+    """The page gave no article text; the message says why."""
+
+
+def extract_article(body: bytes | str, url: str | None = None) -> ExtractedArticle:
+    """Extract title, text, author, date and declared language from one HTML page, in-process."""
+    tree = load_html(body)
+    if tree is None:
+        raise ExtractionError("not an HTML page")
+    declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    document = trafilatura.bare_extraction(
+        tree, url=url, with_metadata=True, include_comments=False, favor_precision=True
+    )
+    if document is None or not (document.text or "").strip():
+        raise ExtractionError("no article text found on the page")
+    return ExtractedArticle(
+        title=_clean(document.title),
+        text=document.text.strip(),
+        author=_clean(document.author),
+        published_at=_day(document.date),
+        language=_language(document.language or declared),
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of a small HTML fragment such as a feed summary."""
+    if "<" not in fragment:
+        return " ".join(fragment.split())
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (ValueError, lxml.etree.ParserError):
+        return " ".join(fragment.split())
+    blocks = [" ".join(text.split()) for text in root.itertext()]
+    return " ".join(block for block in blocks if block)
+
+
+class Extractor:
+    """A pool of extraction workers with a hard per-page timeout."""
+
+    def __init__(self, *, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout = timeout
+        self._pool: ProcessPool | None = None
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def extract(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
+        """Extract one page in a worker; raise ExtractionError on failure, timeout or crash."""
+        future = self._ensure_pool().schedule(
+            extract_article, args=(_decode(body, content_type), url), timeout=self.timeout
+        )
+        try:
+            return future.result()
+        except FutureTimeout:
+            raise ExtractionError(f"extraction took longer than {self.timeout:.0f}s") from None
+        except ProcessExpired as exc:
+            raise ExtractionError(f"extraction worker died ({exc})") from None
+        except ExtractionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser failure is a per-page outcome
+            raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def _ensure_pool(self) -> ProcessPool:
+        if self._pool is None:
+            # forkserver: workers never inherit the scheduler's or the HTTP client's threads.
+            self._pool = ProcessPool(
+                max_workers=self.workers, context=multiprocessing.get_context("forkserver")
+            )
+        return self._pool
+
+
+def _decode(body: bytes, content_type: str | None) -> bytes | str:
+    # An explicit HTTP charset wins (HTML5 encoding sniffing, step 1); otherwise trafilatura sniffs.
+    if content_type and "charset=" in content_type.lower():
+        charset = content_type.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
+        try:
+            return body.decode(charset, errors="replace")
+        except LookupError:
+            pass
+    return body
+
+
+def _clean(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+def _day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _language(value: str | None) -> str | None:
+    if not value:
+        return None
+    primary = value.strip().replace("_", "-").split("-")[0].lower()
+    return primary if 2 <= len(primary) <= 3 and primary.isalpha() else None

@@ -1,0 +1,209 @@
+"""MONITOR_* environment and config files -> validated pydantic models.
+
+Every problem becomes one ConfigError line naming the file, the entry and the field, e.g.
+``config/feeds.yaml: feeds[3] (trend): url: not an http(s) URL``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/monitor.db"
+DEFAULT_USER_AGENT = "monitor/0.1 (Central Asia news monitor; +https://github.com/monitor-news/monitor)"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def parse_duration(value: str | int) -> timedelta:
+    """Read ``30s``, ``15m``, ``2h``, ``1d`` (or plain seconds) as a timedelta."""
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 1d")
+    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def is_http_url(value: str) -> bool:
+    """Tell whether value is an absolute http(s) URL with a host."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+class FeedConfig(BaseModel):
+    """One source from feeds.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    title: str | None = None
+    kind: Literal["rss", "atom", "sitemap"] = "rss"
+    language: str | None = None
+    countries: tuple[str, ...] = ()
+    interval: timedelta = Field(default=timedelta(minutes=15))
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("use a lowercase slug: letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not is_http_url(value):
+            raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", value):
+            raise ValueError("not a language code like en, ru or uz-Latn")
+        return value
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            for code in value:
+                if not isinstance(code, str) or not re.match(r"^[A-Z]{2}$", code):
+                    raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code like KZ")
+        return value
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            interval = parse_duration(value)
+            if interval < timedelta(minutes=1):
+                raise ValueError("must be at least 1m; outlets block clients that poll faster")
+            return interval
+        raise ValueError("not a duration like 15m")
+
+    @property
+    def display_title(self) -> str:
+        """The outlet's title, or its name when no title is configured."""
+        return self.title or self.name
+
+
+class Settings(BaseSettings):
+    """Process-wide settings from MONITOR_* variables; flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore")
+
+    config_dir: Path = Path("config")
+    database_url: str = DEFAULT_DATABASE_URL
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment, with non-None overrides from flags."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        source = "--" + field.replace("_", "-") if field in given else "MONITOR_" + field.upper()
+        raise ConfigError(f"{source}: {_friendly(error)}") from None
+
+
+def load_feeds(config_dir: Path) -> list[FeedConfig]:
+    """Read and validate feeds.yaml from config_dir; raise ConfigError on the first problem."""
+    path = config_dir / "feeds.yaml"
+    data = _read_yaml(path, required=True)
+    if not isinstance(data, dict) or set(data) != {"feeds"}:
+        extra = sorted(set(data) - {"feeds"}) if isinstance(data, dict) else []
+        detail = f"unknown key {extra[0]!r}" if extra else "must be a mapping with a 'feeds' list"
+        raise ConfigError(f"{path}: {detail}")
+    raw_feeds = data["feeds"]
+    if not isinstance(raw_feeds, list):
+        raise ConfigError(f"{path}: feeds: must be a list of feeds")
+    feeds: list[FeedConfig] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_feeds):
+        where = _entry_label(path, "feeds", index, raw)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: must be a mapping with at least name and url")
+        try:
+            feed = FeedConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_validation_line(where, exc)) from None
+        if feed.name in seen:
+            raise ConfigError(f"{where}: name: duplicate of feeds[{seen[feed.name]}]")
+        seen[feed.name] = index
+        feeds.append(feed)
+    return feeds
+
+
+def _read_yaml(path: Path, *, required: bool) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                f"{path}: not found (point --config-dir or MONITOR_CONFIG_DIR at the folder holding it)"
+            ) from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        position = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {position}{exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _entry_label(path: Path, key: str, index: int, raw: Any) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    suffix = f" ({name})" if isinstance(name, str) and name else ""
+    return f"{path}: {key}[{index}]{suffix}"
+
+
+def _validation_line(where: str, exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or "entry"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {field}: {_friendly(first)}{more}"
+
+
+def _friendly(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")

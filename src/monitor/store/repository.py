@@ -1,0 +1,185 @@
+"""Keyword-only data access named by intent. Callers own the session (one per unit of work)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from monitor.errors import NotFoundError
+from monitor.model import ArticleDraft, FeedRef, FetchOutcome, FetchResult
+from monitor.settings import FeedConfig
+from monitor.store.schema import Article, FetchLog, FetchState, Source, Story
+
+
+def sync_sources(session: Session, *, feeds: Sequence[FeedConfig], now: datetime) -> None:
+    """Mirror feeds.yaml into the sources table; sources no longer configured are disabled."""
+    existing = {source.name: source for source in session.scalars(select(Source))}
+    for feed in feeds:
+        source = existing.pop(feed.name, None)
+        if source is None:
+            source = Source(name=feed.name, created_at=now)
+            session.add(source)
+        values = {
+            "title": feed.display_title,
+            "url": feed.url,
+            "kind": feed.kind,
+            "language": feed.language,
+            "countries": list(feed.countries),
+            "interval_seconds": int(feed.interval.total_seconds()),
+            "enabled": feed.enabled,
+        }
+        if any(getattr(source, key, None) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(source, key, value)
+            source.updated_at = now
+    for source in existing.values():
+        if source.enabled:
+            source.enabled = False
+            source.updated_at = now
+    session.flush()
+    missing_state = select(Source.id).where(~Source.id.in_(select(FetchState.source_id)))
+    for source_id in session.scalars(missing_state):
+        session.add(FetchState(source_id=source_id, consecutive_failures=0))
+
+
+def due_feeds(
+    session: Session,
+    *,
+    now: datetime,
+    names: Collection[str] = (),
+    include_all: bool = False,
+) -> list[FeedRef]:
+    """Feeds to poll now: the named ones, all enabled ones, or the enabled ones whose time has come."""
+    query = select(Source, FetchState).join(FetchState, FetchState.source_id == Source.id)
+    if names:
+        known = set(session.scalars(select(Source.name).where(Source.name.in_(names))))
+        unknown = sorted(set(names) - known)
+        if unknown:
+            configured = ", ".join(session.scalars(select(Source.name).order_by(Source.name)))
+            raise NotFoundError(f"unknown feed {unknown[0]!r} (configured: {configured or 'none'})")
+        query = query.where(Source.name.in_(names))
+    else:
+        query = query.where(Source.enabled.is_(True))
+        if not include_all:
+            query = query.where(or_(FetchState.next_poll_at.is_(None), FetchState.next_poll_at <= now))
+    rows = session.execute(query.order_by(Source.name)).all()
+    return [
+        FeedRef(
+            id=source.id,
+            name=source.name,
+            url=source.url,
+            kind=source.kind,
+            language=source.language,
+            interval=timedelta(seconds=source.interval_seconds),
+            etag=state.etag,
+            last_modified=state.last_modified,
+        )
+        for source, state in rows
+    ]
+
+
+def known_entries(
+    session: Session, *, source_id: int, guids: Collection[str], canonical_urls: Collection[str]
+) -> set[str]:
+    """Of the given GUIDs (this source) and canonical URLs (any source), those already stored."""
+    known: set[str] = set()
+    if guids:
+        known.update(
+            session.scalars(
+                select(Article.guid).where(Article.source_id == source_id, Article.guid.in_(guids))
+            )
+        )
+    if canonical_urls:
+        known.update(
+            session.scalars(select(Article.canonical_url).where(Article.canonical_url.in_(canonical_urls)))
+        )
+    return known
+
+
+def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
+    """Store a new article in a story of its own; None when it was already stored.
+
+    The unique constraints decide, with INSERT ... ON CONFLICT DO NOTHING, so two workers racing on the
+    same article store it once.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Article)
+        .values(
+            source_id=draft.source_id,
+            guid=draft.guid,
+            url=draft.url,
+            canonical_url=draft.canonical_url,
+            title=draft.title,
+            summary=draft.summary,
+            text=draft.text,
+            author=draft.author,
+            language=draft.language,
+            published_at=draft.published_at,
+            fetched_at=draft.fetched_at,
+            extraction=draft.extraction.value,
+            extraction_error=draft.extraction_error,
+        )
+        .on_conflict_do_nothing()
+        .returning(Article.id)
+    )
+    article_id = session.execute(statement).scalar_one_or_none()
+    if article_id is None:
+        return None
+    story = Story(created_at=draft.fetched_at)
+    session.add(story)
+    session.flush()
+    session.execute(update(Article).where(Article.id == article_id).values(story_id=story.id))
+    return article_id
+
+
+def record_fetch(
+    session: Session,
+    *,
+    feed: FeedRef,
+    result: FetchResult,
+    started_at: datetime,
+    new_items: int,
+    next_poll_at: datetime,
+    error: str | None = None,
+) -> None:
+    """Log one feed fetch and update the feed's health; validators advance only on success.
+
+    Call this after the feed's new items are committed: if the process dies first, the old validators
+    make the next poll fetch the feed again instead of getting a 304 and losing the items.
+    """
+    outcome = FetchOutcome.HARD_ERROR if error and not result.outcome.failed else result.outcome
+    message = error or result.error
+    state = session.get(FetchState, feed.id)
+    if state is None:
+        state = FetchState(source_id=feed.id, consecutive_failures=0)
+        session.add(state)
+    state.last_attempt_at = started_at
+    state.last_outcome = outcome.value
+    state.next_poll_at = next_poll_at
+    if outcome.failed:
+        state.last_error = message
+        state.consecutive_failures = (state.consecutive_failures or 0) + 1
+    else:
+        state.last_success_at = started_at
+        state.consecutive_failures = 0
+        if result.outcome is FetchOutcome.OK:
+            state.etag = result.etag
+            state.last_modified = result.last_modified
+    session.add(
+        FetchLog(
+            source_id=feed.id,
+            started_at=started_at,
+            url=result.url,
+            outcome=outcome.value,
+            status=result.status,
+            elapsed_ms=int(result.elapsed * 1000),
+            new_items=new_items,
+            error=message,
+        )
+    )

@@ -1,0 +1,133 @@
+"""Reading the archive back: filtered listings and single articles as ArticleView."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from monitor.errors import NotFoundError
+from monitor.model import ArticleView
+from monitor.store.schema import Article, ArticleTag, Source, Tag
+
+SNIPPET_LENGTH = 240
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleQuery:
+    """Filters for a listing; values within one filter are ORed, filters are ANDed."""
+
+    text: str | None = None
+    sources: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = 20
+    offset: int = 0
+
+
+def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleView]:
+    """Articles matching query, newest first (by publication time, else fetch time)."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    statement = _filtered(select(Article, Source.name).join(Source), query, when)
+    statement = statement.order_by(when.desc(), Article.id.desc()).offset(query.offset)
+    if query.limit:
+        statement = statement.limit(query.limit)
+    rows = session.execute(statement).all()
+    return _views(session, rows, with_text=False)
+
+
+def get_article(session: Session, *, article_id: int) -> ArticleView:
+    """One article with its text, tags and story; NotFoundError when there is none."""
+    row = session.execute(select(Article, Source.name).join(Source).where(Article.id == article_id)).first()
+    if row is None:
+        raise NotFoundError(f"no article with id {article_id} (list some with `monitor search`)")
+    return _views(session, [row], with_text=True)[0]
+
+
+def _filtered(statement: Select[tuple[Article, str]], query: ArticleQuery, when: object) -> Select[tuple[Article, str]]:
+    if query.text:
+        for word in query.text.split():
+            pattern = f"%{_escape_like(word)}%"
+            statement = statement.where(
+                or_(Article.title.ilike(pattern, escape="\\"), Article.text.ilike(pattern, escape="\\"))
+            )
+    if query.sources:
+        statement = statement.where(Source.name.in_(query.sources))
+    if query.tags:
+        statement = statement.where(_has_tag(ArticleTag.tag_id.in_(query.tags)))
+    if query.countries:
+        statement = statement.where(
+            _has_tag(and_(ArticleTag.tag_id.in_([c.upper() for c in query.countries]), Tag.kind == "country"))
+        )
+    if query.since is not None:
+        statement = statement.where(when >= query.since)  # type: ignore[operator]
+    if query.until is not None:
+        statement = statement.where(when < query.until)  # type: ignore[operator]
+    return statement
+
+
+def _has_tag(condition: object) -> object:
+    return (
+        select(ArticleTag.article_id)
+        .join(Tag, Tag.id == ArticleTag.tag_id)
+        .where(ArticleTag.article_id == Article.id, condition)  # type: ignore[arg-type]
+        .exists()
+    )
+
+
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _views(session: Session, rows: list[tuple[Article, str]] | list, *, with_text: bool) -> list[ArticleView]:
+    ids = [article.id for article, _ in rows]
+    tags: dict[int, list[ArticleTag]] = defaultdict(list)
+    for tag in session.scalars(
+        select(ArticleTag).where(ArticleTag.article_id.in_(ids)).order_by(ArticleTag.score.desc(), ArticleTag.tag_id)
+    ):
+        tags[tag.article_id].append(tag)
+    story_ids = {article.story_id for article, _ in rows if article.story_id is not None}
+    story_sources: dict[int, set[str]] = defaultdict(set)
+    if story_ids:
+        members = select(Article.story_id, Source.name).join(Source).where(Article.story_id.in_(story_ids))
+        for story_id, source in session.execute(members):
+            story_sources[story_id].add(source)
+    views = []
+    for article, source in rows:
+        article_tags = tags.get(article.id, [])
+        also = sorted(story_sources.get(article.story_id, set()) - {source}) if article.story_id else []
+        snippet = next((t.snippet for t in article_tags if t.snippet), None) or _lead(article.text)
+        views.append(
+            ArticleView(
+                id=article.id,
+                url=article.url,
+                canonical_url=article.canonical_url,
+                source=source,
+                title=article.title,
+                published_at=article.published_at,
+                fetched_at=article.fetched_at,
+                language=article.language,
+                tags=tuple(t.tag_id for t in article_tags),
+                story_id=article.story_id,
+                also_reported_by=tuple(also),
+                snippet=snippet,
+                author=article.author,
+                extraction=article.extraction,
+                extraction_error=article.extraction_error,
+                text=article.text if with_text else None,
+            )
+        )
+    return views
+
+
+def _lead(text: str) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= SNIPPET_LENGTH:
+        return flat
+    cut = flat[:SNIPPET_LENGTH].rsplit(" ", 1)[0]
+    return cut + "…"
