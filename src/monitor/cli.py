@@ -1,0 +1,327 @@
+"""The thin command line and composition root: builds settings, database and services, calls them."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+from monitor import __version__
+from monitor.errors import MonitorError
+from monitor.settings import Settings, load_feeds, load_settings, parse_duration
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _store_override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # The same flag works before or after the command name: `monitor --database-url X poll` or
+    # `monitor poll --database-url X`; the one closest to the command wins.
+    if value:
+        ctx.find_root().ensure_object(dict)[param.name] = value
+    return value
+
+
+def common_options(function: F) -> F:
+    """Add --config-dir, --database-url and -v to a command."""
+    options = [
+        click.option(
+            "--config-dir",
+            type=click.Path(file_okay=False),
+            callback=_store_override,
+            expose_value=False,
+            help="Folder holding feeds.yaml (default: $MONITOR_CONFIG_DIR or ./config).",
+        ),
+        click.option(
+            "--database-url",
+            callback=_store_override,
+            expose_value=False,
+            help="SQLAlchemy URL (default: $MONITOR_DATABASE_URL or sqlite:///data/monitor.db).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            callback=_store_override,
+            expose_value=False,
+            help="Log more (-v: each fetch, -vv: debug).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _settings(ctx: click.Context) -> Settings:
+    overrides = ctx.find_root().ensure_object(dict)
+    _configure_logging(overrides.get("verbose") or 0)
+    return load_settings(config_dir=overrides.get("config_dir"), database_url=overrides.get("database_url"))
+
+
+def _configure_logging(verbosity: int, *, default: int = logging.WARNING) -> None:
+    level = default if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr, force=True
+    )
+    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _open(settings: Settings) -> Any:
+    from monitor.store.db import open_database
+
+    return open_database(settings.database_url)
+
+
+class _UserError(click.ClickException):
+    """A MonitorError on its way to stderr as one line, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"monitor: error: {self.message}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            raise _UserError(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="monitor")
+@common_options
+def cli() -> None:
+    """Watch Central Asian news outlets: poll their feeds, store each article once, search the archive.
+
+    \b
+    Example:
+        monitor poll --all && monitor search --since 2026-11-01
+    """
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema.
+
+    \b
+    Example:
+        monitor db upgrade --database-url postgresql://postgres@127.0.0.1/monitor
+    """
+
+
+@db.command("upgrade")
+@common_options
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Migrate the database to the newest schema (SQLite files are also migrated on use).
+
+    \b
+    Example:
+        MONITOR_DATABASE_URL=postgresql://postgres@127.0.0.1/monitor monitor db upgrade
+    """
+    from monitor.store.db import open_database, upgrade
+
+    settings = _settings(ctx)
+    database = open_database(settings.database_url, migrate=False)
+    try:
+        revision = upgrade(database)
+        click.echo(f"{database.display_url}: schema at {revision} (newest)")
+    finally:
+        database.dispose()
+
+
+@cli.command()
+@click.option("--feed", "names", multiple=True, metavar="NAME", help="Poll this feed (repeatable), due or not.")
+@click.option("--all", "include_all", is_flag=True, help="Poll every enabled feed, due or not.")
+@common_options
+@click.pass_context
+def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
+    """Poll the feeds that are due once, store new articles and print a per-feed summary.
+
+    Exits 0 when the pass ran, even if some feeds failed: failures are recorded against the feed.
+
+    \b
+    Example:
+        monitor poll --feed trend --feed akipress
+    """
+    from monitor.output import render_summaries
+    from monitor.pipeline.extract import Extractor
+    from monitor.pipeline.fetch import Fetcher
+    from monitor.pipeline.refresh import poll_feeds
+
+    settings = _settings(ctx)
+    feeds = load_feeds(settings.config_dir)
+    database = _open(settings)
+    try:
+        with Fetcher(user_agent=settings.user_agent) as fetcher, Extractor() as extractor:
+            summaries = poll_feeds(
+                database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
+            )
+    finally:
+        database.dispose()
+    click.echo(render_summaries(summaries), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /healthz on 127.0.0.1:PORT (default: $MONITOR_METRICS_PORT; 0 or unset: off).",
+)
+@click.option(
+    "--tick",
+    default="60s",
+    show_default=True,
+    help="How often to look for due feeds; each feed is polled on its own interval.",
+)
+@common_options
+@click.pass_context
+def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
+    """Run the service: poll each feed on its interval until SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+        MONITOR_METRICS_PORT=9100 monitor run
+    """
+    from monitor.service import Service
+
+    settings = _settings(ctx)
+    if not ctx.find_root().ensure_object(dict).get("verbose"):
+        _configure_logging(1)
+    try:
+        interval = parse_duration(tick)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tick") from None
+    feeds = load_feeds(settings.config_dir)
+    database = _open(settings)
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    try:
+        Service(database, feeds=feeds, user_agent=settings.user_agent, tick=interval).run(health_port=port or None)
+    finally:
+        database.dispose()
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source (repeatable).")
+@click.option("--tag", "tags", multiple=True, metavar="ID", help="Only articles with this tag (repeatable).")
+@click.option("--country", "countries", multiple=True, metavar="CODE", help="Only this country, e.g. TM (repeatable).")
+@click.option("--since", metavar="DATE", help="Published on or after: 2026-11-01, an ISO time, or 7d (ago).")
+@click.option("--until", metavar="DATE", help="Published before the end of this day, or before this ISO time.")
+@click.option("--limit", type=click.IntRange(0), default=20, show_default=True, help="At most N articles; 0: all.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True)
+@common_options
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str | None,
+    sources: tuple[str, ...],
+    tags: tuple[str, ...],
+    countries: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """List stored articles, newest first; QUERY keeps those whose title or text holds every word.
+
+    \b
+    Example:
+        monitor search starlink --source trend --since 7d --format csv > starlink.csv
+    """
+    from monitor.output import render_articles
+    from monitor.store.search import ArticleQuery, search_articles
+
+    article_query = ArticleQuery(
+        text=query,
+        sources=sources,
+        tags=tags,
+        countries=countries,
+        since=_parse_when(since, "--since", end_of_day=False),
+        until=_parse_when(until, "--until", end_of_day=True),
+        limit=limit or None,
+    )
+    settings = _settings(ctx)
+    database = _open(settings)
+    try:
+        with database.session() as session:
+            articles = search_articles(session, query=article_query)
+    finally:
+        database.dispose()
+    click.echo(render_articles(articles, fmt), nl=False)
+
+
+@cli.command()
+@click.argument("article_id", metavar="ID", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@common_options
+@click.pass_context
+def show(ctx: click.Context, article_id: int, fmt: str) -> None:
+    """Show one article with its tags, story and text.
+
+    \b
+    Example:
+        monitor show 42
+    """
+    import json
+
+    from monitor.output import article_record, render_article
+    from monitor.store.search import get_article
+
+    settings = _settings(ctx)
+    database = _open(settings)
+    try:
+        with database.session() as session:
+            article = get_article(session, article_id=article_id)
+    finally:
+        database.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(article_record(article, with_text=True), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_article(article), nl=False)
+
+
+@cli.command()
+def demo() -> None:
+    """Offline demonstration: serve bundled sample feeds on loopback, poll them, show what was stored.
+
+    Needs no network and no configuration; writes a throw-away SQLite database in a temporary folder
+    and prints where it is.
+
+    \b
+    Example:
+        monitor demo
+    """
+    from monitor.demo import run_demo
+
+    _configure_logging(0)
+    run_demo(echo=click.echo)
+
+
+def _parse_when(value: str | None, flag: str, *, end_of_day: bool) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + timedelta(days=1) if end_of_day else day
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (2026-11-01), an ISO time (2026-11-01T08:00+05:00) or an age (7d)",
+            param_hint=flag,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def main() -> None:
+    """Entry point of the `monitor` console script."""
+    cli(prog_name="monitor")

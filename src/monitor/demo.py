@@ -1,0 +1,94 @@
+"""`monitor demo`: bundled feeds and pages served on loopback, polled into a throw-away database."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from monitor.output import render_articles, render_summaries
+from monitor.pipeline.extract import Extractor
+from monitor.pipeline.fetch import Fetcher
+from monitor.pipeline.refresh import poll_feeds
+from monitor.settings import load_feeds
+from monitor.store.db import open_database
+from monitor.store.search import ArticleQuery, search_articles
+
+DEMO = files("monitor") / "data" / "demo"
+CONTENT_TYPES = {".xml": "application/xml", ".html": "text/html; charset=utf-8"}
+
+
+@contextmanager
+def serve_demo_site() -> Iterator[str]:
+    """Serve the bundled demo site on 127.0.0.1 and yield its base URL."""
+    site = DEMO / "site"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            target: Traversable = site
+            for part in self.path.split("?")[0].strip("/").split("/"):
+                if part in ("", ".", ".."):
+                    self.send_error(404)
+                    return
+                target = target / part
+            if not target.is_file():
+                self.send_error(404)
+                return
+            body = target.read_text(encoding="utf-8").replace("{{BASE}}", base).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPES.get(Path(target.name).suffix, "text/plain"))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="demo-site", daemon=True)
+    thread.start()
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_demo(*, echo: Callable[[str], None]) -> Path:
+    """Run the whole pipeline against the demo site; return the folder holding config and database."""
+    folder = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
+    config_dir = folder / "config"
+    config_dir.mkdir()
+    database_url = f"sqlite:///{folder / 'monitor.db'}"
+    with serve_demo_site() as base:
+        template = (DEMO / "feeds.yaml").read_text(encoding="utf-8")
+        (config_dir / "feeds.yaml").write_text(template.replace("{{BASE}}", base), encoding="utf-8")
+        echo(f"Serving three sample outlets (RSS 2.0, RSS 1.0, Atom) at {base}/ ...")
+        feeds = load_feeds(config_dir)
+        database = open_database(database_url)
+        try:
+            with Fetcher() as fetcher, Extractor() as extractor:
+                summaries = poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
+                echo("\nFirst poll:\n" + render_summaries(summaries))
+                again = poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
+                echo("Second poll (nothing new, nothing fetched twice):\n" + render_summaries(again))
+            with database.session() as session:
+                articles = search_articles(session, query=ArticleQuery(limit=None))
+        finally:
+            database.dispose()
+    echo("Stored articles:\n" + render_articles(articles, "table"))
+    first = articles[0].id if articles else 1
+    echo(f"Everything is in the throw-away folder {folder}:")
+    echo(f"  config:   {config_dir / 'feeds.yaml'}")
+    echo(f"  database: {database_url}")
+    echo("Explore it, for example:")
+    echo(f"  monitor --database-url {database_url} search --format json")
+    echo(f"  monitor --database-url {database_url} show {first}")
+    echo(f"Remove it with: rm -r {folder}")
+    return folder
