@@ -148,8 +148,10 @@ def refresh_feed(
             from_summary += 1
     summary = FeedSummary(feed.name, FetchOutcome.OK, new, skipped, failed, from_summary)
     if not complete:
-        # Forget the validators: the next poll must get the whole feed again for the items left over.
+        # Forget the validators and stay due: the next pass must get the whole feed again for the
+        # items left over, instead of a 304 that would lose them.
         result = FetchResult(result.url, result.outcome, result.status, elapsed=result.elapsed)
+        next_poll_at = started
     return _finish(database, feed, result, started, next_poll_at, summary)
 
 
@@ -173,6 +175,10 @@ def _draft(
             error = str(exc)
     else:
         error = f"page {page.outcome.value}: {page.error}"
+    if article is not None and summary and len(article.text) < len(summary):
+        # A script-rendered or paywalled page yields a scrap of navigation; the summary says more.
+        error = f"page gave {len(article.text)} characters, fewer than the feed's summary"
+        article = None
     if article is not None:
         extraction, text = Extraction.PAGE, article.text
     elif summary:

@@ -1,0 +1,113 @@
+"""Feed parsing, canonical URLs and extraction, stage by stage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from conftest import PAGES
+from feedbuilders import atom, rss1, rss2
+
+from monitor.pipeline.dedupe import canonical_url
+from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
+from monitor.pipeline.parse import NotAFeedError, parse_feed
+
+ITEMS: list[dict[str, object]] = [
+    {"title": "One", "link": "https://x.org/1", "guid": "a", "published": datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "summary": "<p>First</p>"},
+    {"title": "Two", "link": "https://x.org/2", "guid": "b", "published": datetime(2026, 1, 3, tzinfo=UTC)},
+]
+
+
+@pytest.mark.parametrize("build", [rss2, rss1, atom], ids=["rss2", "rss1", "atom"])
+def test_every_format_yields_links_titles_and_utc_dates(build: object) -> None:
+    feed = parse_feed(build(ITEMS).encode(), url="https://x.org/feed")  # type: ignore[operator]
+
+    assert [e.link for e in feed.entries] == ["https://x.org/1", "https://x.org/2"]
+    assert [e.title for e in feed.entries] == ["One", "Two"]
+    assert feed.entries[0].published_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+
+
+def test_relative_links_resolve_against_the_feed_url() -> None:
+    feed = parse_feed(rss2([{"title": "R", "link": "/news/5", "guid": "r"}]).encode(), url="https://x.org/feeds/all.rss")
+
+    assert feed.entries[0].link == "https://x.org/news/5"
+
+
+def test_repeated_guid_is_kept_once_and_linkless_entries_are_counted() -> None:
+    items = [ITEMS[0], {**ITEMS[0], "title": "again"}, {"title": "no link", "guid": "z"}]
+
+    feed = parse_feed(rss2(items).encode(), url="https://x.org/feed")
+
+    assert [e.title for e in feed.entries] == ["One"]
+    assert feed.dropped == 1
+
+
+def test_missing_guid_falls_back_to_link_and_missing_date_to_none() -> None:
+    feed = parse_feed(rss2([{"title": "T", "link": "https://x.org/t"}]).encode(), url="https://x.org/feed")
+
+    assert feed.entries[0].guid == "https://x.org/t"
+    assert feed.entries[0].published_at is None
+
+
+def test_malformed_xml_still_yields_entries_with_a_warning() -> None:
+    broken = rss2(ITEMS).replace("<title>One</title>", "<title>One & Co</title>")
+
+    feed = parse_feed(broken.encode(), url="https://x.org/feed")
+
+    assert len(feed.entries) == 2
+    assert feed.warning
+
+
+def test_html_page_is_not_a_feed() -> None:
+    with pytest.raises(NotAFeedError, match="not an RSS or Atom feed"):
+        parse_feed(b"<!doctype html><html><body><p>Home</p></body></html>", url="https://x.org/")
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("HTTPS://WWW.Trend.AZ:443/news/1?utm_source=rss&b=2&a=1#top", "https://www.trend.az/news/1?a=1&b=2"),
+        ("https://x.org/a?fbclid=1&gclid=2&id=7", "https://x.org/a?id=7"),
+        ("http://x.org:80/a", "http://x.org/a"),
+        ("javascript:alert(1)", None),
+        ("mailto:desk@x.org", None),
+        ("https://x.org/" + "a" * 3000, None),
+    ],
+)
+def test_canonical_url(link: str, expected: str | None) -> None:
+    assert canonical_url(link) == expected
+
+
+def test_extract_article_from_real_page() -> None:
+    article = extract_article((PAGES / "abc7news.com-Napa.html").read_bytes(), "https://abc7news.com/x")
+
+    assert article.title and "Margaritaville" in article.title
+    assert "Lake Berryessa" in article.text
+    assert article.language == "en"
+    assert article.published_at == datetime(2023, 11, 9, tzinfo=UTC)
+
+
+def test_extract_rejects_a_page_without_article_text() -> None:
+    with pytest.raises(ExtractionError):
+        extract_article(b"<html><head><title>Login</title></head><body><script>app()</script></body></html>")
+
+
+def test_extractor_pool_returns_results_and_errors() -> None:
+    with Extractor(workers=1, timeout=60) as extractor:
+        article = extractor.extract((PAGES / "aclu.org-grades.html").read_bytes(), url="https://aclu.org/x")
+        assert "grades" in article.text
+        with pytest.raises(ExtractionError):
+            extractor.extract(b"", url="https://x.org/empty")
+
+
+def test_http_charset_decides_how_bytes_are_read() -> None:
+    html = "<html><body><article><p>" + "Казахстан расширяет спутниковый интернет для школ. " * 8 + "</p></article></body></html>"
+    with Extractor(workers=1, timeout=60) as extractor:
+        article = extractor.extract(html.encode("cp1251"), url="https://x.kz/1", content_type="text/html; charset=windows-1251")
+
+    assert "Казахстан расширяет" in article.text
+
+
+def test_summary_html_becomes_plain_text() -> None:
+    assert html_to_text("<p>A <b>bold</b> move.</p><p>Second para</p>") == "A bold move. Second para"
+    assert html_to_text("plain   text") == "plain text"
