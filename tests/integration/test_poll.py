@@ -233,3 +233,28 @@ def test_unknown_feed_name_is_a_one_line_error(outlets: Path, database_url: str)
     assert result.stderr.strip().splitlines() == [
         "monitor: error: unknown feed 'trned' (configured: atomic, rdf, wire)"
     ]
+
+
+def test_sitemap_source_follows_its_index_to_the_articles(database_url: str, server: FeedServer, tmp_path: Path) -> None:
+    page = _page(server, "abc7news.com-Napa.html")
+    server.add(
+        "/sitemap.xml",
+        '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<sitemap><loc>/sitemap-news.xml</loc><lastmod>2026-11-24</lastmod></sitemap></sitemapindex>",
+        content_type="application/xml",
+    )
+    server.add(
+        "/sitemap-news.xml",
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{page}</loc><lastmod>2026-11-24T10:00:00Z</lastmod></url></urlset>",
+        content_type="application/xml",
+    )
+    config = write_feeds(tmp_path / "config", [{"name": "caspian-news", "url": server.url("/sitemap.xml"), "kind": "sitemap"}])
+
+    result = run_cli("poll", database_url=database_url, config_dir=config)
+
+    assert "1 new article" in result.stdout, result.output
+    (article,) = _articles(database_url)
+    # A sitemap has no titles: the page's own title is used.
+    assert "Margaritaville" in str(article["title"])
+    assert article["published_at"] == "2026-11-24T10:00:00Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,8 @@ from feedbuilders import atom, rss1, rss2
 
 from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
-from monitor.pipeline.parse import NotAFeedError, parse_feed
+from monitor.model import ParsedFeed
+from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
 
 ITEMS: list[dict[str, object]] = [
     {"title": "One", "link": "https://x.org/1", "guid": "a", "published": datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "summary": "<p>First</p>"},
@@ -111,3 +113,62 @@ def test_http_charset_decides_how_bytes_are_read() -> None:
 def test_summary_html_becomes_plain_text() -> None:
     assert html_to_text("<p>A <b>bold</b> move.</p><p>Second para</p>") == "A bold move. Second para"
     assert html_to_text("plain   text") == "plain text"
+
+
+NEWS_SITEMAP = """<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+  <url><loc>https://caspiannews.com/news-detail/old</loc><lastmod>2026-11-01T10:00:00+04:00</lastmod></url>
+  <url><loc>https://caspiannews.com/news-detail/new</loc>
+    <news:news><news:publication><news:name>Caspian News</news:name><news:language>en</news:language></news:publication>
+      <news:publication_date>2026-11-24T08:00:00Z</news:publication_date><news:title>Starlink reaches the Caspian</news:title></news:news></url>
+  <url><loc>/news-detail/relative</loc></url>
+  <url><loc>https://caspiannews.com/news-detail/new</loc></url>
+</urlset>"""
+
+
+def test_news_sitemap_yields_newest_first_with_titles() -> None:
+    feed = parse_sitemap(NEWS_SITEMAP.encode(), url="https://caspiannews.com/sitemap.xml")
+
+    assert isinstance(feed, ParsedFeed)
+    assert [e.link for e in feed.entries] == [
+        "https://caspiannews.com/news-detail/new",
+        "https://caspiannews.com/news-detail/old",
+        "https://caspiannews.com/news-detail/relative",
+    ]
+    assert feed.entries[0].title == "Starlink reaches the Caspian"
+    assert feed.entries[0].published_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    assert feed.entries[1].published_at == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+
+
+def test_gzipped_sitemap_is_read() -> None:
+    feed = parse_sitemap(gzip.compress(NEWS_SITEMAP.encode()), url="https://caspiannews.com/sitemap.xml.gz")
+
+    assert isinstance(feed, ParsedFeed) and len(feed.entries) == 3
+
+
+def test_sitemap_index_lists_newest_children() -> None:
+    index = b"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <sitemap><loc>/sitemap-2026-09.xml</loc><lastmod>2026-09-30</lastmod></sitemap>
+      <sitemap><loc>/sitemap-2026-11.xml</loc><lastmod>2026-11-24</lastmod></sitemap>
+      <sitemap><loc>/sitemap-2026-10.xml</loc><lastmod>2026-10-31</lastmod></sitemap>
+    </sitemapindex>"""
+
+    parsed = parse_sitemap(index, url="https://x.tm/sitemap.xml")
+
+    assert parsed == SitemapIndex(("https://x.tm/sitemap-2026-11.xml", "https://x.tm/sitemap-2026-10.xml"))
+
+
+def test_a_big_sitemap_is_cut_to_the_newest_entries() -> None:
+    urls = "".join(
+        f"<url><loc>https://x.tm/{n}</loc><lastmod>2026-{1 + n // 28:02d}-{1 + n % 28:02d}</lastmod></url>" for n in range(300)
+    )
+    feed = parse_sitemap(f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'.encode(), url="https://x.tm/s.xml")
+
+    assert isinstance(feed, ParsedFeed)
+    assert len(feed.entries) == SITEMAP_MAX_ENTRIES
+    assert feed.entries[0].link == "https://x.tm/299"
+
+
+def test_html_is_not_a_sitemap() -> None:
+    with pytest.raises(NotAFeedError, match="not an XML sitemap"):
+        parse_sitemap(b"<html><body>hi</body></html>", url="https://x.tm/")

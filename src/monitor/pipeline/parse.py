@@ -1,19 +1,30 @@
-"""The only feedparser user: a feed document -> ParsedFeed of typed entries."""
+"""The only feedparser user: a feed or sitemap document -> ParsedFeed of typed entries."""
 
 from __future__ import annotations
 
 import calendar
+import gzip
 import hashlib
+import io
 import time
+import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from lxml import etree
 
 from monitor.model import ParsedEntry, ParsedFeed
 
 MAX_GUID_LENGTH = 512
+# A first poll of a big sitemap must not turn into thousands of page downloads: keep the newest.
+SITEMAP_MAX_ENTRIES = 100
+SITEMAP_MAX_CHILDREN = 2
+SITEMAP_MAX_BYTES = 50 * 1024 * 1024
+_SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+_NEWS_NS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 
 
 class NotAFeedError(ValueError):
@@ -104,3 +115,77 @@ def _text(value: Any) -> str | None:
 def _one_line(exc: object) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class SitemapIndex:
+    """A sitemap index: the child sitemaps worth reading, newest first."""
+
+    sitemaps: tuple[str, ...]
+
+
+def parse_sitemap(body: bytes, *, url: str) -> ParsedFeed | SitemapIndex:
+    """Parse an XML sitemap, a news sitemap or a sitemap index (gzip-compressed or not)."""
+    body = _gunzip(body)
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = etree.fromstring(body, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise NotAFeedError(f"not an XML sitemap: {exc}") from None
+    if root is None:
+        raise NotAFeedError("not an XML sitemap: empty document")
+    tag = etree.QName(root).localname
+    if tag == "sitemapindex":
+        children = [
+            (_text(node.findtext(f"{_SITEMAP_NS}loc")), _iso_date(node.findtext(f"{_SITEMAP_NS}lastmod")), index)
+            for index, node in enumerate(root.iter(f"{_SITEMAP_NS}sitemap"))
+        ]
+        # Newest by lastmod; undated ones by position, later first (sites append new sitemaps).
+        ordered = sorted(
+            (c for c in children if c[0]),
+            key=lambda c: (c[1] or datetime.min.replace(tzinfo=UTC), c[2]),
+            reverse=True,
+        )
+        return SitemapIndex(tuple(urljoin(url, c[0]) for c in ordered[:SITEMAP_MAX_CHILDREN] if c[0]))
+    if tag != "urlset":
+        raise NotAFeedError(f"not an XML sitemap: root element is <{tag}>")
+    entries: list[tuple[ParsedEntry, int]] = []
+    seen: set[str] = set()
+    for index, node in enumerate(root.iter(f"{_SITEMAP_NS}url")):
+        loc = _text(node.findtext(f"{_SITEMAP_NS}loc"))
+        if not loc or loc in seen:
+            continue
+        seen.add(loc)
+        link = urljoin(url, loc)
+        published = _iso_date(node.findtext(f"{_NEWS_NS}news/{_NEWS_NS}publication_date")) or _iso_date(
+            node.findtext(f"{_SITEMAP_NS}lastmod")
+        )
+        title = _text(node.findtext(f"{_NEWS_NS}news/{_NEWS_NS}title"))
+        entries.append((ParsedEntry(link, link, title, None, None, published), index))
+    entries.sort(key=lambda e: (e[0].published_at or datetime.min.replace(tzinfo=UTC), -e[1]), reverse=True)
+    return ParsedFeed(title=None, language=None, entries=tuple(e for e, _ in entries[:SITEMAP_MAX_ENTRIES]))
+
+
+def _gunzip(body: bytes) -> bytes:
+    if not body.startswith(b"\x1f\x8b"):
+        return body
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            data = stream.read(SITEMAP_MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise NotAFeedError(f"broken gzip sitemap: {exc}") from None
+    if len(data) > SITEMAP_MAX_BYTES:
+        raise NotAFeedError("sitemap larger than 50 MB once decompressed")
+    return data
+
+
+def _iso_date(value: str | None) -> datetime | None:
+    if not value or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # W3C datetime without a zone: the sitemap protocol leaves it unspecified; UTC is the least wrong.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

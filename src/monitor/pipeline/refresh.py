@@ -19,11 +19,18 @@ from monitor.model import (
     FetchOutcome,
     FetchResult,
     ParsedEntry,
+    ParsedFeed,
 )
 from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import ExtractionError, Extractor, html_to_text
 from monitor.pipeline.fetch import Fetcher
-from monitor.pipeline.parse import NotAFeedError, parse_feed
+from monitor.pipeline.parse import (
+    SITEMAP_MAX_ENTRIES,
+    NotAFeedError,
+    SitemapIndex,
+    parse_feed,
+    parse_sitemap,
+)
 from monitor.settings import FeedConfig
 from monitor.store import repository
 from monitor.store.db import Database
@@ -96,7 +103,10 @@ def refresh_feed(
     if result.outcome is not FetchOutcome.OK:
         return _finish(database, feed, result, started, next_poll_at, FeedSummary(feed.name, result.outcome, error=result.error))
     try:
-        parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
+        if feed.kind == "sitemap":
+            parsed = _read_sitemap(result, fetcher=fetcher)
+        else:
+            parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
     except NotAFeedError as exc:
         summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=str(exc))
         return _finish(database, feed, result, started, next_poll_at, summary)
@@ -153,6 +163,32 @@ def refresh_feed(
         result = FetchResult(result.url, result.outcome, result.status, elapsed=result.elapsed)
         next_poll_at = started
     return _finish(database, feed, result, started, next_poll_at, summary)
+
+
+def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
+    """A sitemap's entries; for a sitemap index, the entries of its newest child sitemaps."""
+    parsed = parse_sitemap(result.body, url=result.url)
+    if not isinstance(parsed, SitemapIndex):
+        return parsed
+    entries: dict[str, ParsedEntry] = {}
+    problems = []
+    for child_url in parsed.sitemaps:
+        child = fetcher.fetch_feed(child_url)
+        if child.outcome is not FetchOutcome.OK:
+            problems.append(f"{child_url}: {child.error or child.outcome.value}")
+            continue
+        try:
+            document = parse_sitemap(child.body, url=child.url)
+        except NotAFeedError as exc:
+            problems.append(f"{child_url}: {exc}")
+            continue
+        if isinstance(document, ParsedFeed):
+            for entry in document.entries:
+                entries.setdefault(entry.guid, entry)
+    if problems and not entries:
+        raise NotAFeedError(f"no child sitemap could be read ({problems[0]})")
+    newest = sorted(entries.values(), key=lambda e: e.published_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return ParsedFeed(title=None, language=None, entries=tuple(newest[:SITEMAP_MAX_ENTRIES]))
 
 
 def _draft(
