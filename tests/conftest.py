@@ -55,7 +55,7 @@ class FeedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server._lock:
                     server.requests.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
                     route = server.routes.get(self.path.split("?")[0])
@@ -90,7 +90,14 @@ class FeedServer:
         """Absolute URL of a path on this server."""
         return self.base + path
 
-    def add(self, path: str, body: bytes | str, *, content_type: str = "text/html; charset=utf-8", **kwargs: object) -> str:
+    def add(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        **kwargs: object,
+    ) -> str:
         """Serve body at path; return its URL."""
         data = body.encode() if isinstance(body, str) else body
         headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}  # type: ignore[dict-item]

@@ -159,7 +159,12 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
     try:
         with Fetcher(user_agent=settings.user_agent) as fetcher, Extractor() as extractor:
             summaries = poll_feeds(
-                database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
+                database,
+                feeds=feeds,
+                fetcher=fetcher,
+                extractor=extractor,
+                names=names,
+                include_all=include_all,
             )
     finally:
         database.dispose()
@@ -213,7 +218,13 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
 @click.option("--since", metavar="DATE", help="Published on or after: 2026-11-01, an ISO time, or 7d (ago).")
 @click.option("--until", metavar="DATE", help="Published before the end of this day, or before this ISO time.")
 @click.option("--limit", type=click.IntRange(0), default=20, show_default=True, help="At most N articles; 0: all.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
 @common_options
 @click.pass_context
 def search(

@@ -29,7 +29,7 @@ def serve_demo_site() -> Iterator[str]:
     site = DEMO / "site"
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             target: Traversable = site
             for part in self.path.split("?")[0].strip("/").split("/"):
                 if part in ("", ".", ".."):

@@ -106,7 +106,9 @@ def render_summaries(summaries: Sequence[FeedSummary]) -> str:
     lines = [f"{'feed':<{width}}  {'outcome':<12} {'new':>4} {'skipped':>7} {'failed':>6}  note"]
     for s in summaries:
         note = s.error or (f"{s.from_summary} from the feed's summary (page failed)" if s.from_summary else "")
-        lines.append(f"{s.name:<{width}}  {s.outcome.value:<12} {s.new:>4} {s.skipped:>7} {s.failed:>6}  {note}".rstrip())
+        lines.append(
+            f"{s.name:<{width}}  {s.outcome.value:<12} {s.new:>4} {s.skipped:>7} {s.failed:>6}  {note}".rstrip()
+        )
     failed = sum(1 for s in summaries if s.outcome.failed)
     new = sum(s.new for s in summaries)
     lines.append(

@@ -88,7 +88,7 @@ class Service:
                 extractor=self._extractor,
                 should_stop=self._stop.is_set,
             )
-        except Exception:  # noqa: BLE001 - the service outlives a bad pass; the next tick retries
+        except Exception:
             log.exception("job=poll outcome=crash")
             return []
         self.heartbeat.beat()
@@ -143,7 +143,7 @@ def start_health_server(heartbeat: Heartbeat, port: int) -> ThreadingHTTPServer:
     """Serve GET /healthz on 127.0.0.1:port in a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path.split("?")[0] != "/healthz":
                 self.send_error(404)
                 return

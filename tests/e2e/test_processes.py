@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from conftest import PAGES, FeedServer, run_cli, write_feeds
 from feedbuilders import rss2
 
@@ -55,8 +56,15 @@ def _feed_with_pages(server: FeedServer, count: int, *, slow_index: int | None =
     for index in range(count):
         path = f"/pages/{index}.html"
         server.add(path, (PAGES / names[index % len(names)]).read_bytes(), delay=30.0 if index == slow_index else 0.0)
-        items.append({"title": f"Item {index}", "link": server.url(path), "guid": f"item-{index}",
-                      "published": datetime(2026, 11, 1 + index, tzinfo=UTC), "summary": f"Summary {index}"})
+        items.append(
+            {
+                "title": f"Item {index}",
+                "link": server.url(path),
+                "guid": f"item-{index}",
+                "published": datetime(2026, 11, 1 + index, tzinfo=UTC),
+                "summary": f"Summary {index}",
+            }
+        )
     return server.add("/feed.xml", rss2(items), content_type="application/rss+xml", headers={"ETag": '"v1"'})
 
 
@@ -108,8 +116,12 @@ def test_killed_poll_restarts_without_duplicates_or_losses(
 
     assert "not-modified" not in again.stdout
     assert _count(database_url) == 4
-    titles = [json.loads(line)["title"] for line in run_cli(
-        "search", "--limit", "0", "--format", "jsonl", database_url=database_url).stdout.splitlines()]
+    titles = [
+        json.loads(line)["title"]
+        for line in run_cli(
+            "search", "--limit", "0", "--format", "jsonl", database_url=database_url
+        ).stdout.splitlines()
+    ]
     assert sorted(titles) == ["Item 0", "Item 1", "Item 2", "Item 3"]
 
 
@@ -133,7 +145,9 @@ def test_sigterm_during_a_poll_pass_stops_cleanly_and_loses_nothing(
 
 def test_demo_shows_stored_articles_offline() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-    result = subprocess.run([sys.executable, "-m", "monitor", "demo"], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo"], capture_output=True, text=True, env=env, timeout=300
+    )
 
     assert result.returncode == 0, result.stderr
     assert "3 feeds polled, 9 new articles" in result.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from conftest import PAGES, FeedServer, run_cli, write_feeds
 from feedbuilders import atom, rss1, rss2
 
@@ -91,13 +92,17 @@ def _fetch_state(database_url: str, name: str) -> dict[str, object]:
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as connection:
-            row = connection.execute(
-                sa.text(
-                    "select s.name, f.etag, f.last_outcome, f.last_error, f.consecutive_failures, f.next_poll_at "
-                    "from sources s join fetch_state f on f.source_id = s.id where s.name = :name"
-                ),
-                {"name": name},
-            ).mappings().one()
+            row = (
+                connection.execute(
+                    sa.text(
+                        "select s.name, f.etag, f.last_outcome, f.last_error, f.consecutive_failures, f.next_poll_at "
+                        "from sources s join fetch_state f on f.source_id = s.id where s.name = :name"
+                    ),
+                    {"name": name},
+                )
+                .mappings()
+                .one()
+            )
             return dict(row)
     finally:
         engine.dispose()
@@ -217,7 +222,10 @@ def test_same_article_in_two_feeds_is_stored_once(database_url: str, server: Fee
     item = {"title": "Salon", "link": page, "guid": "g1", "published": datetime(2026, 11, 20, tzinfo=UTC)}
     server.add("/a.xml", rss2([item]), content_type="application/rss+xml")
     server.add("/b.xml", rss2([{**item, "link": page + "#comments", "guid": "other"}]), content_type="text/xml")
-    config = write_feeds(tmp_path / "config", [{"name": "a", "url": server.url("/a.xml")}, {"name": "b", "url": server.url("/b.xml")}])
+    config = write_feeds(
+        tmp_path / "config",
+        [{"name": "a", "url": server.url("/a.xml")}, {"name": "b", "url": server.url("/b.xml")}],
+    )
 
     result = run_cli("poll", database_url=database_url, config_dir=config)
 
@@ -235,7 +243,9 @@ def test_unknown_feed_name_is_a_one_line_error(outlets: Path, database_url: str)
     ]
 
 
-def test_sitemap_source_follows_its_index_to_the_articles(database_url: str, server: FeedServer, tmp_path: Path) -> None:
+def test_sitemap_source_follows_its_index_to_the_articles(
+    database_url: str, server: FeedServer, tmp_path: Path
+) -> None:
     page = _page(server, "abc7news.com-Napa.html")
     server.add(
         "/sitemap.xml",
@@ -249,7 +259,9 @@ def test_sitemap_source_follows_its_index_to_the_articles(database_url: str, ser
         f"<url><loc>{page}</loc><lastmod>2026-11-24T10:00:00Z</lastmod></url></urlset>",
         content_type="application/xml",
     )
-    config = write_feeds(tmp_path / "config", [{"name": "caspian-news", "url": server.url("/sitemap.xml"), "kind": "sitemap"}])
+    config = write_feeds(
+        tmp_path / "config", [{"name": "caspian-news", "url": server.url("/sitemap.xml"), "kind": "sitemap"}]
+    )
 
     result = run_cli("poll", database_url=database_url, config_dir=config)
 

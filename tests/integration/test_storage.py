@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import run_cli
 
+from conftest import run_cli
 from monitor.errors import StorageError
 from monitor.model import ArticleDraft, Extraction
 from monitor.settings import FeedConfig
@@ -42,7 +42,10 @@ def database(database_url: str) -> Database:
     with db.session() as session:
         repository.sync_sources(
             session,
-            feeds=[FeedConfig(name="a", url="https://a.org/feed"), FeedConfig(name="b", url="https://b.org/feed")],
+            feeds=[
+                FeedConfig(name="a", url="https://a.org/feed"),
+                FeedConfig(name="b", url="https://b.org/feed"),
+            ],
             now=datetime.now(UTC),
         )
     yield db  # type: ignore[misc]
@@ -70,7 +73,8 @@ def test_second_insert_of_an_article_is_ignored(database: Database) -> None:
         same_url = repository.add_article(session, draft=_draft(_source_id(database, "b"), guid="zz"))
 
     assert first is not None
-    assert same_guid is None and same_url is None
+    assert same_guid is None
+    assert same_url is None
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Article)) == 1
         assert session.scalar(sa.select(sa.func.count()).select_from(sa.table("stories"))) == 1
@@ -81,8 +85,14 @@ def test_unique_constraints_hold_whatever_the_code_does(database: Database) -> N
     with database.session() as session:
         repository.add_article(session, draft=_draft(a))
     row = {
-        "source_id": a, "guid": "g2", "url": "u", "canonical_url": "https://x.org/1", "title": "t", "text": "",
-        "fetched_at": datetime.now(UTC), "extraction": "page",
+        "source_id": a,
+        "guid": "g2",
+        "url": "u",
+        "canonical_url": "https://x.org/1",
+        "title": "t",
+        "text": "",
+        "fetched_at": datetime.now(UTC),
+        "extraction": "page",
     }
     with pytest.raises(sa.exc.IntegrityError), database.session() as session:
         session.execute(sa.insert(Article).values(**row))
@@ -148,7 +158,9 @@ def test_db_upgrade_twice_is_harmless(database_url: str) -> None:
 
 def test_unreachable_database_is_a_one_line_error_without_the_password() -> None:
     url = "postgresql://nobody:s3cret@127.0.0.1:9/x"
-    with pytest.raises(StorageError, match=r"^cannot open database postgresql\+psycopg://nobody:\*\*\*@127.0.0.1:9/x: "):
+    with pytest.raises(
+        StorageError, match=r"^cannot open database postgresql\+psycopg://nobody:\*\*\*@127.0.0.1:9/x: "
+    ):
         open_database(url)
     result = run_cli("search", database_url=url)
     assert result.exit_code == 1

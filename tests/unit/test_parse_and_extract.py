@@ -6,16 +6,22 @@ import gzip
 from datetime import UTC, datetime
 
 import pytest
+
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
-
+from monitor.model import ParsedFeed
 from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
-from monitor.model import ParsedFeed
 from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
 
 ITEMS: list[dict[str, object]] = [
-    {"title": "One", "link": "https://x.org/1", "guid": "a", "published": datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "summary": "<p>First</p>"},
+    {
+        "title": "One",
+        "link": "https://x.org/1",
+        "guid": "a",
+        "published": datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        "summary": "<p>First</p>",
+    },
     {"title": "Two", "link": "https://x.org/2", "guid": "b", "published": datetime(2026, 1, 3, tzinfo=UTC)},
 ]
 
@@ -30,7 +36,9 @@ def test_every_format_yields_links_titles_and_utc_dates(build: object) -> None:
 
 
 def test_relative_links_resolve_against_the_feed_url() -> None:
-    feed = parse_feed(rss2([{"title": "R", "link": "/news/5", "guid": "r"}]).encode(), url="https://x.org/feeds/all.rss")
+    feed = parse_feed(
+        rss2([{"title": "R", "link": "/news/5", "guid": "r"}]).encode(), url="https://x.org/feeds/all.rss"
+    )
 
     assert feed.entries[0].link == "https://x.org/news/5"
 
@@ -83,7 +91,8 @@ def test_canonical_url(link: str, expected: str | None) -> None:
 def test_extract_article_from_real_page() -> None:
     article = extract_article((PAGES / "abc7news.com-Napa.html").read_bytes(), "https://abc7news.com/x")
 
-    assert article.title and "Margaritaville" in article.title
+    assert article.title
+    assert "Margaritaville" in article.title
     assert "Lake Berryessa" in article.text
     assert article.language == "en"
     assert article.published_at == datetime(2023, 11, 9, tzinfo=UTC)
@@ -103,9 +112,15 @@ def test_extractor_pool_returns_results_and_errors() -> None:
 
 
 def test_http_charset_decides_how_bytes_are_read() -> None:
-    html = "<html><body><article><p>" + "Казахстан расширяет спутниковый интернет для школ. " * 8 + "</p></article></body></html>"
+    html = (
+        "<html><body><article><p>"
+        + "Казахстан расширяет спутниковый интернет для школ. " * 8
+        + "</p></article></body></html>"
+    )
     with Extractor(workers=1, timeout=60) as extractor:
-        article = extractor.extract(html.encode("cp1251"), url="https://x.kz/1", content_type="text/html; charset=windows-1251")
+        article = extractor.extract(
+            html.encode("cp1251"), url="https://x.kz/1", content_type="text/html; charset=windows-1251"
+        )
 
     assert "Казахстан расширяет" in article.text
 
@@ -120,7 +135,8 @@ NEWS_SITEMAP = """<?xml version="1.0" encoding="UTF-8"?>
   <url><loc>https://caspiannews.com/news-detail/old</loc><lastmod>2026-11-01T10:00:00+04:00</lastmod></url>
   <url><loc>https://caspiannews.com/news-detail/new</loc>
     <news:news><news:publication><news:name>Caspian News</news:name><news:language>en</news:language></news:publication>
-      <news:publication_date>2026-11-24T08:00:00Z</news:publication_date><news:title>Starlink reaches the Caspian</news:title></news:news></url>
+      <news:publication_date>2026-11-24T08:00:00Z</news:publication_date>
+      <news:title>Starlink reaches the Caspian</news:title></news:news></url>
   <url><loc>/news-detail/relative</loc></url>
   <url><loc>https://caspiannews.com/news-detail/new</loc></url>
 </urlset>"""
@@ -143,7 +159,8 @@ def test_news_sitemap_yields_newest_first_with_titles() -> None:
 def test_gzipped_sitemap_is_read() -> None:
     feed = parse_sitemap(gzip.compress(NEWS_SITEMAP.encode()), url="https://caspiannews.com/sitemap.xml.gz")
 
-    assert isinstance(feed, ParsedFeed) and len(feed.entries) == 3
+    assert isinstance(feed, ParsedFeed)
+    assert len(feed.entries) == 3
 
 
 def test_sitemap_index_lists_newest_children() -> None:
@@ -160,9 +177,13 @@ def test_sitemap_index_lists_newest_children() -> None:
 
 def test_a_big_sitemap_is_cut_to_the_newest_entries() -> None:
     urls = "".join(
-        f"<url><loc>https://x.tm/{n}</loc><lastmod>2026-{1 + n // 28:02d}-{1 + n % 28:02d}</lastmod></url>" for n in range(300)
+        f"<url><loc>https://x.tm/{n}</loc><lastmod>2026-{1 + n // 28:02d}-{1 + n % 28:02d}</lastmod></url>"
+        for n in range(300)
     )
-    feed = parse_sitemap(f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'.encode(), url="https://x.tm/s.xml")
+    feed = parse_sitemap(
+        f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'.encode(),
+        url="https://x.tm/s.xml",
+    )
 
     assert isinstance(feed, ParsedFeed)
     assert len(feed.entries) == SITEMAP_MAX_ENTRIES

@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from monitor.errors import ConfigError
 from monitor.settings import load_feeds, load_settings
 
@@ -42,7 +42,12 @@ def _error(tmp_path: Path, text: str) -> str:
 def test_valid_feeds_get_defaults(tmp_path: Path) -> None:
     nca, trend = load_feeds(_write(tmp_path, GOOD))
 
-    assert (nca.kind, nca.interval, nca.enabled, nca.display_title) == ("rss", timedelta(minutes=15), True, "nca")
+    assert (nca.kind, nca.interval, nca.enabled, nca.display_title) == (
+        "rss",
+        timedelta(minutes=15),
+        True,
+        "nca",
+    )
     assert trend.countries == ("AZ", "TM")
     assert trend.interval == timedelta(minutes=30)
     assert trend.enabled is False
@@ -54,13 +59,31 @@ def test_valid_feeds_get_defaults(tmp_path: Path) -> None:
         ("  - name: trend\n    url: ftp://trend.az/rss\n", "feeds[2] (trend): url: not an http(s) URL"),
         ("  - url: https://x.org/feed\n", "feeds[2]: name: required"),
         ("  - name: x\n    url: https://x.org/feed\n    colour: red\n", "feeds[2] (x): colour: unknown key"),
-        ("  - name: x\n    url: https://x.org/feed\n    kind: json\n", "feeds[2] (x): kind: must be one of 'rss', 'atom' or 'sitemap'"),
-        ("  - name: x\n    url: https://x.org/feed\n    interval: often\n", "feeds[2] (x): interval: 'often' is not a duration like 30s, 15m, 2h or 1d"),
-        ("  - name: x\n    url: https://x.org/feed\n    interval: 10s\n", "feeds[2] (x): interval: must be at least 1m; outlets block clients that poll faster"),
-        ("  - name: x\n    url: https://x.org/feed\n    countries: [Kazakhstan]\n", "feeds[2] (x): countries: 'Kazakhstan' is not an ISO 3166-1 alpha-2 code like KZ"),
-        ("  - name: Trend News\n    url: https://x.org/feed\n", "feeds[2] (Trend News): name: use a lowercase slug: letters, digits, '-' and '_'"),
+        (
+            "  - name: x\n    url: https://x.org/feed\n    kind: json\n",
+            "feeds[2] (x): kind: must be one of 'rss', 'atom' or 'sitemap'",
+        ),
+        (
+            "  - name: x\n    url: https://x.org/feed\n    interval: often\n",
+            "feeds[2] (x): interval: 'often' is not a duration like 30s, 15m, 2h or 1d",
+        ),
+        (
+            "  - name: x\n    url: https://x.org/feed\n    interval: 10s\n",
+            "feeds[2] (x): interval: must be at least 1m; outlets block clients that poll faster",
+        ),
+        (
+            "  - name: x\n    url: https://x.org/feed\n    countries: [Kazakhstan]\n",
+            "feeds[2] (x): countries: 'Kazakhstan' is not an ISO 3166-1 alpha-2 code like KZ",
+        ),
+        (
+            "  - name: Trend News\n    url: https://x.org/feed\n",
+            "feeds[2] (Trend News): name: use a lowercase slug: letters, digits, '-' and '_'",
+        ),
         ("  - name: nca\n    url: https://x.org/feed\n", "feeds[2] (nca): name: duplicate of feeds[0]"),
-        ("  - name: x\n    url: https://x.org/feed\n    enabled: maybe\n", "feeds[2] (x): enabled: Input should be a valid boolean, unable to interpret input"),
+        (
+            "  - name: x\n    url: https://x.org/feed\n    enabled: maybe\n",
+            "feeds[2] (x): enabled: Input should be a valid boolean, unable to interpret input",
+        ),
         ("  - just a string\n", "feeds[2]: must be a mapping with at least name and url"),
     ],
 )

@@ -13,11 +13,11 @@ import os
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 import lxml.html
 import trafilatura
-from pebble import ProcessPool
-from pebble.common import ProcessExpired
+from pebble import ProcessExpired, ProcessPool
 from trafilatura.utils import load_html
 
 from monitor.model import ExtractedArticle
@@ -37,17 +37,17 @@ def extract_article(body: bytes | str, url: str | None = None) -> ExtractedArtic
     if tree is None:
         raise ExtractionError("not an HTML page")
     declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
-    document = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, favor_precision=True
-    )
-    if document is None or not (document.text or "").strip():
+    found = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False, favor_precision=True)
+    document: dict[str, Any] = found.as_dict() if found is not None and not isinstance(found, dict) else {}
+    text = (document.get("text") or "").strip()
+    if not text:
         raise ExtractionError("no article text found on the page")
     return ExtractedArticle(
-        title=_clean(document.title),
-        text=document.text.strip(),
-        author=_clean(document.author),
-        published_at=_day(document.date),
-        language=_language(document.language or declared),
+        title=_clean(document.get("title")),
+        text=text,
+        author=_clean(document.get("author")),
+        published_at=_day(document.get("date")),
+        language=_language(document.get("language") or declared),
     )
 
 
@@ -101,16 +101,14 @@ class Extractor:
     def close(self) -> None:
         """Stop the workers."""
         if self._pool is not None:
-            self._pool.close()
+            self._pool.close()  # type: ignore[no-untyped-call]
             self._pool.join()
             self._pool = None
 
     def _ensure_pool(self) -> ProcessPool:
         if self._pool is None:
             # forkserver: workers never inherit the scheduler's or the HTTP client's threads.
-            self._pool = ProcessPool(
-                max_workers=self.workers, context=multiprocessing.get_context("forkserver")
-            )
+            self._pool = ProcessPool(max_workers=self.workers, context=multiprocessing.get_context("forkserver"))
         return self._pool
 
 

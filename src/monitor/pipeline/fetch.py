@@ -20,8 +20,7 @@ PAGE_MAX_BYTES = 5 * 1024 * 1024
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
-    "text/xml;q=0.9, */*;q=0.5"
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 
@@ -39,15 +38,11 @@ class FetchLimits:
 class Fetcher:
     """A keep-alive HTTP client; one per poll pass or service, closed when done."""
 
-    def __init__(
-        self, *, user_agent: str = DEFAULT_USER_AGENT, limits: FetchLimits | None = None
-    ) -> None:
+    def __init__(self, *, user_agent: str = DEFAULT_USER_AGENT, limits: FetchLimits | None = None) -> None:
         self.limits = limits or FetchLimits()
         self._client = httpx.Client(
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(
-                self.limits.read_timeout, connect=self.limits.connect_timeout
-            ),
+            timeout=httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout),
             follow_redirects=True,
             max_redirects=self.limits.max_redirects,
         )
@@ -67,9 +62,7 @@ class Fetcher:
         """Close pooled connections."""
         self._client.close()
 
-    def fetch_feed(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> FetchResult:
+    def fetch_feed(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
         """GET a feed, conditionally when validators are known."""
         headers = {"Accept": FEED_ACCEPT}
         if etag:

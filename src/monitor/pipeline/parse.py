@@ -137,7 +137,11 @@ def parse_sitemap(body: bytes, *, url: str) -> ParsedFeed | SitemapIndex:
     tag = etree.QName(root).localname
     if tag == "sitemapindex":
         children = [
-            (_text(node.findtext(f"{_SITEMAP_NS}loc")), _iso_date(node.findtext(f"{_SITEMAP_NS}lastmod")), index)
+            (
+                _text(node.findtext(f"{_SITEMAP_NS}loc")),
+                _iso_date(node.findtext(f"{_SITEMAP_NS}lastmod")),
+                index,
+            )
             for index, node in enumerate(root.iter(f"{_SITEMAP_NS}sitemap"))
         ]
         # Newest by lastmod; undated ones by position, later first (sites append new sitemaps).

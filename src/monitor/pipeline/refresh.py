@@ -79,11 +79,9 @@ def poll_feeds(
                     should_stop=should_stop,
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - one feed's bug must not stop the others
+        except Exception as exc:
             log.exception("feed=%s outcome=crash", feed.name)
-            summaries.append(
-                FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=f"internal error: {exc!r}")
-            )
+            summaries.append(FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=f"internal error: {exc!r}"))
     return summaries
 
 
@@ -101,7 +99,14 @@ def refresh_feed(
     next_poll_at = started + feed.interval
     result = fetcher.fetch_feed(feed.url, etag=feed.etag, last_modified=feed.last_modified)
     if result.outcome is not FetchOutcome.OK:
-        return _finish(database, feed, result, started, next_poll_at, FeedSummary(feed.name, result.outcome, error=result.error))
+        return _finish(
+            database,
+            feed,
+            result,
+            started,
+            next_poll_at,
+            FeedSummary(feed.name, result.outcome, error=result.error),
+        )
     try:
         if feed.kind == "sitemap":
             parsed = _read_sitemap(result, fetcher=fetcher)

@@ -89,14 +89,10 @@ def known_entries(
     known: set[str] = set()
     if guids:
         known.update(
-            session.scalars(
-                select(Article.guid).where(Article.source_id == source_id, Article.guid.in_(guids))
-            )
+            session.scalars(select(Article.guid).where(Article.source_id == source_id, Article.guid.in_(guids)))
         )
     if canonical_urls:
-        known.update(
-            session.scalars(select(Article.canonical_url).where(Article.canonical_url.in_(canonical_urls)))
-        )
+        known.update(session.scalars(select(Article.canonical_url).where(Article.canonical_url.in_(canonical_urls))))
     return known
 
 

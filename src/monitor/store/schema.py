@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -56,7 +56,7 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names, so migrations agree across backends."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class Source(Base):
@@ -82,9 +82,7 @@ class FetchState(Base):
 
     __tablename__ = "fetch_state"
 
-    source_id: Mapped[int] = mapped_column(
-        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
-    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     next_poll_at: Mapped[datetime | None]
@@ -164,12 +162,8 @@ class ArticleTag(Base):
     __tablename__ = "article_tags"
     __table_args__ = (Index(None, "tag_id", "article_id"),)
 
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
-    )
-    tag_id: Mapped[str] = mapped_column(
-        ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True
-    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     snippet: Mapped[str | None] = mapped_column(Text)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
@@ -49,7 +50,9 @@ def get_article(session: Session, *, article_id: int) -> ArticleView:
     return _views(session, [row], with_text=True)[0]
 
 
-def _filtered(statement: Select[tuple[Article, str]], query: ArticleQuery, when: object) -> Select[tuple[Article, str]]:
+def _filtered(
+    statement: Select[Article, str], query: ArticleQuery, when: ColumnElement[datetime]
+) -> Select[Article, str]:
     if query.text:
         for word in query.text.split():
             pattern = f"%{_escape_like(word)}%"
@@ -65,17 +68,17 @@ def _filtered(statement: Select[tuple[Article, str]], query: ArticleQuery, when:
             _has_tag(and_(ArticleTag.tag_id.in_([c.upper() for c in query.countries]), Tag.kind == "country"))
         )
     if query.since is not None:
-        statement = statement.where(when >= query.since)  # type: ignore[operator]
+        statement = statement.where(when >= query.since)
     if query.until is not None:
-        statement = statement.where(when < query.until)  # type: ignore[operator]
+        statement = statement.where(when < query.until)
     return statement
 
 
-def _has_tag(condition: object) -> object:
+def _has_tag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return (
         select(ArticleTag.article_id)
         .join(Tag, Tag.id == ArticleTag.tag_id)
-        .where(ArticleTag.article_id == Article.id, condition)  # type: ignore[arg-type]
+        .where(ArticleTag.article_id == Article.id, condition)
         .exists()
     )
 
@@ -84,7 +87,7 @@ def _escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _views(session: Session, rows: list[tuple[Article, str]] | list, *, with_text: bool) -> list[ArticleView]:
+def _views(session: Session, rows: Sequence[Row[Article, str]], *, with_text: bool) -> list[ArticleView]:
     ids = [article.id for article, _ in rows]
     tags: dict[int, list[ArticleTag]] = defaultdict(list)
     for tag in session.scalars(
@@ -95,12 +98,14 @@ def _views(session: Session, rows: list[tuple[Article, str]] | list, *, with_tex
     story_sources: dict[int, set[str]] = defaultdict(set)
     if story_ids:
         members = select(Article.story_id, Source.name).join(Source).where(Article.story_id.in_(story_ids))
-        for story_id, source in session.execute(members):
-            story_sources[story_id].add(source)
+        for member_story, member_source in session.execute(members):
+            if member_story is not None:
+                story_sources[member_story].add(member_source)
     views = []
     for article, source in rows:
         article_tags = tags.get(article.id, [])
-        also = sorted(story_sources.get(article.story_id, set()) - {source}) if article.story_id else []
+        story_id = article.story_id
+        also = sorted(story_sources[story_id] - {source}) if story_id is not None else []
         snippet = next((t.snippet for t in article_tags if t.snippet), None) or _lead(article.text)
         views.append(
             ArticleView(

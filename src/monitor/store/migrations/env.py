@@ -31,8 +31,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from monitor.store.db import normalise_database_url
     from monitor.settings import DEFAULT_DATABASE_URL
+    from monitor.store.db import normalise_database_url
 
     url = normalise_database_url(os.environ.get("MONITOR_DATABASE_URL", DEFAULT_DATABASE_URL))
     engine = create_engine(url)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -78,17 +77,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_articles")),
         sa.UniqueConstraint("canonical_url", name=op.f("uq_articles_canonical_url")),
-        sa.UniqueConstraint(
-            "source_id", "guid", name=op.f("uq_articles_source_id_guid")
-        ),
+        sa.UniqueConstraint("source_id", "guid", name=op.f("uq_articles_source_id_guid")),
     )
     with op.batch_alter_table("articles", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_articles_published_at"), ["published_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_articles_story_id"), ["story_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_articles_published_at"), ["published_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_articles_story_id"), ["story_id"], unique=False)
 
     op.create_table(
         "fetch_log",
