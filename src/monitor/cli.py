@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from monitor import __version__
 from monitor.errors import MonitorError
 from monitor.settings import Settings, load_feeds, load_settings, parse_duration
+
+if TYPE_CHECKING:
+    from monitor.store.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,10 +74,15 @@ def _configure_logging(verbosity: int, *, default: int = logging.WARNING) -> Non
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def _open(settings: Settings) -> Any:
+@contextmanager
+def _database(settings: Settings, *, migrate: bool = True) -> Iterator[Database]:
     from monitor.store.db import open_database
 
-    return open_database(settings.database_url)
+    database = open_database(settings.database_url, migrate=migrate)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 class _UserError(click.ClickException):
@@ -123,15 +132,11 @@ def db_upgrade(ctx: click.Context) -> None:
     Example:
         MONITOR_DATABASE_URL=postgresql://postgres@127.0.0.1/monitor monitor db upgrade
     """
-    from monitor.store.db import open_database, upgrade
+    from monitor.store.db import upgrade
 
-    settings = _settings(ctx)
-    database = open_database(settings.database_url, migrate=False)
-    try:
+    with _database(_settings(ctx), migrate=False) as database:
         revision = upgrade(database)
         click.echo(f"{database.display_url}: schema at {revision} (newest)")
-    finally:
-        database.dispose()
 
 
 @cli.command()
@@ -155,19 +160,14 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
 
     settings = _settings(ctx)
     feeds = load_feeds(settings.config_dir)
-    database = _open(settings)
-    try:
-        with Fetcher(user_agent=settings.user_agent) as fetcher, Extractor() as extractor:
-            summaries = poll_feeds(
-                database,
-                feeds=feeds,
-                fetcher=fetcher,
-                extractor=extractor,
-                names=names,
-                include_all=include_all,
-            )
-    finally:
-        database.dispose()
+    with (
+        _database(settings) as database,
+        Fetcher(user_agent=settings.user_agent) as fetcher,
+        Extractor() as extractor,
+    ):
+        summaries = poll_feeds(
+            database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
+        )
     click.echo(render_summaries(summaries), nl=False)
 
 
@@ -202,12 +202,9 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--tick") from None
     feeds = load_feeds(settings.config_dir)
-    database = _open(settings)
     port = metrics_port if metrics_port is not None else settings.metrics_port
-    try:
+    with _database(settings) as database:
         Service(database, feeds=feeds, user_agent=settings.user_agent, tick=interval).run(health_port=port or None)
-    finally:
-        database.dispose()
 
 
 @cli.command()
@@ -256,13 +253,8 @@ def search(
         until=_parse_when(until, "--until", end_of_day=True),
         limit=limit or None,
     )
-    settings = _settings(ctx)
-    database = _open(settings)
-    try:
-        with database.session() as session:
-            articles = search_articles(session, query=article_query)
-    finally:
-        database.dispose()
+    with _database(_settings(ctx)) as database, database.session() as session:
+        articles = search_articles(session, query=article_query)
     click.echo(render_articles(articles, fmt), nl=False)
 
 
@@ -283,13 +275,8 @@ def show(ctx: click.Context, article_id: int, fmt: str) -> None:
     from monitor.output import article_record, render_article
     from monitor.store.search import get_article
 
-    settings = _settings(ctx)
-    database = _open(settings)
-    try:
-        with database.session() as session:
-            article = get_article(session, article_id=article_id)
-    finally:
-        database.dispose()
+    with _database(_settings(ctx)) as database, database.session() as session:
+        article = get_article(session, article_id=article_id)
     if fmt == "json":
         click.echo(json.dumps(article_record(article, with_text=True), ensure_ascii=False, indent=2))
     else:

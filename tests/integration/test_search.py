@@ -17,6 +17,7 @@ from monitor.store import repository
 from monitor.store.db import open_database
 from monitor.store.schema import Article, ArticleTag, Source, Tag
 
+# Spelled out here on purpose, not imported from monitor.output: this is the contract in DESIGN.md.
 CONTRACT_FIELDS = {
     "id",
     "url",

@@ -111,6 +111,15 @@ def test_extractor_pool_returns_results_and_errors() -> None:
             extractor.extract(b"", url="https://x.org/empty")
 
 
+def test_a_page_that_overruns_its_time_is_abandoned_and_the_pool_goes_on() -> None:
+    page = (PAGES / "bbc.com.52241221.html").read_bytes()
+    with Extractor(workers=1, timeout=0.05) as extractor:
+        with pytest.raises(ExtractionError, match="took longer than"):
+            extractor.extract(page * 20, url="https://x.org/huge")
+        extractor.timeout = 60
+        assert "Hart Island" in extractor.extract(page, url="https://x.org/ok").text
+
+
 def test_http_charset_decides_how_bytes_are_read() -> None:
     html = (
         "<html><body><article><p>"
