@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from monitor.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/monitor.db"
-DEFAULT_USER_AGENT = "monitor/0.1 (Central Asia news monitor; +https://github.com/monitor-news/monitor)"
+DEFAULT_USER_AGENT = "monitor/0.1 (Central Asia news monitor; set MONITOR_USER_AGENT to add your contact)"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
