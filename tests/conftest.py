@@ -178,6 +178,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in list(os.environ):
         if name.startswith("MONITOR_") and name != "MONITOR_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
+    # The test outlets live on loopback, and need no politeness delay; tests of those features set their own.
+    monkeypatch.setenv("MONITOR_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("MONITOR_HOST_DELAY", "0")
     monkeypatch.chdir(tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from monitor.errors import MonitorError
 from monitor.settings import Settings, load_feeds, load_settings, parse_duration
 
 if TYPE_CHECKING:
+    from monitor.model import FeedSummary
     from monitor.store.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,6 +102,17 @@ class _Group(click.Group):
             raise _UserError(str(exc)) from None
 
 
+def _fetcher_options(settings: Settings) -> dict[str, Any]:
+    from monitor.pipeline.fetch import FetchLimits
+    from monitor.pipeline.guard import AddressPolicy
+
+    return {
+        "user_agent": settings.user_agent,
+        "policy": AddressPolicy.from_setting(settings.allow_private_networks),
+        "limits": FetchLimits(per_host=settings.per_host, host_delay=settings.host_delay, retries=settings.retries),
+    }
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="monitor")
 @common_options
@@ -113,6 +126,7 @@ def cli() -> None:
 
 
 @cli.group()
+@common_options
 def db() -> None:
     """Manage the database schema.
 
@@ -160,14 +174,15 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
 
     settings = _settings(ctx)
     feeds = load_feeds(settings.config_dir)
-    with (
-        _database(settings) as database,
-        Fetcher(user_agent=settings.user_agent) as fetcher,
-        Extractor() as extractor,
-    ):
-        summaries = poll_feeds(
-            database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
-        )
+
+    async def poll_once(database: Database) -> list[FeedSummary]:
+        async with Fetcher(**_fetcher_options(settings)) as fetcher:
+            return await poll_feeds(
+                database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
+            )
+
+    with _database(settings) as database, Extractor() as extractor:
+        summaries = asyncio.run(poll_once(database))
     click.echo(render_summaries(summaries), nl=False)
 
 
@@ -204,7 +219,8 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
     feeds = load_feeds(settings.config_dir)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     with _database(settings) as database:
-        Service(database, feeds=feeds, user_agent=settings.user_agent, tick=interval).run(health_port=port or None)
+        service = Service(database, feeds=feeds, fetcher_options=_fetcher_options(settings), tick=interval)
+        service.run(health_port=port or None)
 
 
 @cli.command()

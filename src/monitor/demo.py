@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -11,12 +13,14 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from monitor.model import FeedSummary
 from monitor.output import render_articles, render_summaries
 from monitor.pipeline.extract import Extractor
-from monitor.pipeline.fetch import Fetcher
+from monitor.pipeline.fetch import Fetcher, FetchLimits
+from monitor.pipeline.guard import AddressPolicy
 from monitor.pipeline.refresh import poll_feeds
-from monitor.settings import load_feeds
-from monitor.store.db import open_database
+from monitor.settings import FeedConfig, load_feeds
+from monitor.store.db import Database, open_database
 from monitor.store.search import ArticleQuery, search_articles
 
 DEMO = files("monitor") / "data" / "demo"
@@ -60,6 +64,17 @@ def serve_demo_site() -> Iterator[str]:
         server.server_close()
 
 
+async def _poll_twice(
+    database: Database, feeds: list[FeedConfig], extractor: Extractor
+) -> tuple[list[FeedSummary], list[FeedSummary]]:
+    # The demo site is on loopback, which the fetcher refuses unless told otherwise; allow exactly it.
+    policy = AddressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+    async with Fetcher(policy=policy, limits=FetchLimits(host_delay=0.0, per_host=4)) as fetcher:
+        first = await poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
+        again = await poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
+    return first, again
+
+
 def run_demo(*, echo: Callable[[str], None]) -> Path:
     """Run the whole pipeline against the demo site; return the folder holding config and database."""
     folder = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
@@ -73,22 +88,21 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
         feeds = load_feeds(config_dir)
         database = open_database(database_url)
         try:
-            with Fetcher() as fetcher, Extractor() as extractor:
-                summaries = poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
-                echo("\nFirst poll:\n" + render_summaries(summaries))
-                again = poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
-                echo("Second poll (nothing new, nothing fetched twice):\n" + render_summaries(again))
+            with Extractor() as extractor:
+                first, again = asyncio.run(_poll_twice(database, feeds, extractor))
+            echo("\nFirst poll:\n" + render_summaries(first))
+            echo("Second poll (nothing new, nothing fetched twice):\n" + render_summaries(again))
             with database.session() as session:
                 articles = search_articles(session, query=ArticleQuery(limit=None))
         finally:
             database.dispose()
     echo("Stored articles:\n" + render_articles(articles, "table"))
-    first = articles[0].id if articles else 1
+    example_id = articles[0].id if articles else 1
     echo(f"Everything is in the throw-away folder {folder}:")
     echo(f"  config:   {config_dir / 'feeds.yaml'}")
     echo(f"  database: {database_url}")
     echo("Explore it, for example:")
     echo(f"  monitor --database-url {database_url} search --format json")
-    echo(f"  monitor --database-url {database_url} show {first}")
+    echo(f"  monitor --database-url {database_url} show {example_id}")
     echo(f"Remove it with: rm -r {folder}")
     return folder

@@ -43,6 +43,10 @@ class FetchResult:
     last_modified: str | None = None
     error: str | None = None
     elapsed: float = 0.0
+    attempts: int = 1
+    retry_after: float | None = None  # seconds the server asked us to wait (429/503 Retry-After)
+    max_age: float | None = None  # Cache-Control max-age, seconds
+    permanent_redirect: str | None = None  # where every redirect hop was 301/308 to
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class ParsedFeed:
     entries: tuple[ParsedEntry, ...]
     dropped: int = 0  # entries without any link: nothing to fetch or store
     warning: str | None = None  # the parser recovered from malformed input
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the publisher asks readers to cache the feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +93,12 @@ class FeedRef:
     url: str
     kind: str
     language: str | None
-    interval: timedelta
+    interval: timedelta  # the configured minimum
+    max_interval: timedelta = timedelta(hours=6)
     etag: str | None = None
     last_modified: str | None = None
+    poll_interval: timedelta | None = None  # the current adaptive interval, learnt from the feed
+    failures: int = 0  # consecutive failed polls before this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +131,7 @@ class FeedSummary:
     failed: int = 0
     from_summary: int = 0
     error: str | None = None
+    note: str | None = None  # worth telling the user even when all went well (a feed that moved)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from monitor.errors import ConfigError
 from monitor.model import FeedSummary
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.refresh import poll_feeds
+from monitor.pipeline.robots import RobotsCache
 from monitor.settings import FeedConfig
 from monitor.store.db import Database
 
@@ -58,19 +62,18 @@ class Service:
         database: Database,
         *,
         feeds: Sequence[FeedConfig],
-        user_agent: str,
+        fetcher_options: dict[str, Any],
         tick: timedelta = DEFAULT_TICK,
-        on_pass: Callable[[list[FeedSummary]], None] | None = None,
     ) -> None:
         self.database = database
         self.feeds = feeds
+        self.fetcher_options = fetcher_options
         self.tick = tick
-        self.on_pass = on_pass
         self.heartbeat = Heartbeat(tick)
         self._stop = threading.Event()
-        # One client and one worker pool for the whole run: keep-alive connections, warm workers.
-        self._fetcher = Fetcher(user_agent=user_agent)
+        # Warm extraction workers and robots.txt rules outlive a pass; the HTTP client is per pass (per loop).
         self._extractor = Extractor()
+        self._robots = RobotsCache()
         self._scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             # A tick that wakes late still runs once (coalesced), never a burst of catch-up passes.
@@ -81,13 +84,7 @@ class Service:
     def poll_pass(self) -> list[FeedSummary]:
         """Poll every due feed once; failures are recorded per feed, never raised."""
         try:
-            summaries = poll_feeds(
-                self.database,
-                feeds=self.feeds,
-                fetcher=self._fetcher,
-                extractor=self._extractor,
-                should_stop=self._stop.is_set,
-            )
+            summaries = asyncio.run(self._poll())
         except Exception:
             log.exception("job=poll outcome=crash")
             return []
@@ -99,9 +96,17 @@ class Service:
                 sum(s.new for s in summaries),
                 sum(1 for s in summaries if s.outcome.failed),
             )
-        if self.on_pass is not None:
-            self.on_pass(summaries)
         return summaries
+
+    async def _poll(self) -> list[FeedSummary]:
+        async with Fetcher(**self.fetcher_options, robots=self._robots) as fetcher:
+            return await poll_feeds(
+                self.database,
+                feeds=self.feeds,
+                fetcher=fetcher,
+                extractor=self._extractor,
+                should_stop=self._stop.is_set,
+            )
 
     def run(self, *, health_port: int | None = None) -> None:
         """Block until SIGTERM/SIGINT; the pass in progress stops between articles, then we exit."""
@@ -120,7 +125,6 @@ class Service:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._fetcher.close()
             self._extractor.close()
             if server is not None:
                 server.shutdown()
@@ -159,6 +163,11 @@ def start_health_server(heartbeat: Heartbeat, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             log.debug("healthz " + format, *args)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError as exc:
+        raise ConfigError(
+            f"--metrics-port / MONITOR_METRICS_PORT {port}: cannot listen there: {exc.strerror}"
+        ) from None
     threading.Thread(target=server.serve_forever, name="healthz", daemon=True).start()
     return server

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -60,6 +61,7 @@ class FeedConfig(BaseModel):
     language: str | None = None
     countries: tuple[str, ...] = ()
     interval: timedelta = Field(default=timedelta(minutes=15))
+    max_interval: timedelta = Field(default=timedelta(hours=6))
     enabled: bool = True
 
     @field_validator("name")
@@ -94,7 +96,13 @@ class FeedConfig(BaseModel):
                     raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code like KZ")
         return value
 
-    @field_validator("interval", mode="before")
+    @model_validator(mode="after")
+    def _interval_range(self) -> FeedConfig:
+        if self.max_interval < self.interval:
+            raise ValueError("max_interval must not be shorter than interval")
+        return self
+
+    @field_validator("interval", "max_interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> Any:
         if isinstance(value, str | int) and not isinstance(value, bool):
@@ -119,6 +127,21 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     user_agent: str = DEFAULT_USER_AGENT
+    # "1": the fetcher may reach loopback and private addresses; or a comma-separated list of networks.
+    allow_private_networks: str = ""
+    # Politeness towards each outlet: requests in flight per host, and seconds between their starts.
+    per_host: int = Field(default=2, ge=1, le=16)
+    host_delay: float = Field(default=1.0, ge=0, le=60)
+    # Retries of a transient failure (timeout, 5xx, 429) within one poll, with exponential backoff.
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        from monitor.pipeline.guard import AddressPolicy
+
+        AddressPolicy.from_setting(value)
+        return value
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -191,9 +214,9 @@ def _entry_label(path: Path, key: str, index: int, raw: Any) -> str:
 def _validation_line(where: str, exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
-    field = ".".join(str(part) for part in first["loc"]) or "entry"
+    field = ".".join(str(part) for part in first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {field}: {_friendly(first)}{more}"
+    return f"{where}: {field + ': ' if field else ''}{_friendly(first)}{more}"
 
 
 def _friendly(error: Any) -> str:

@@ -14,7 +14,11 @@ def canonical_url(url: str) -> str | None:
 
     Returns None when the link is not an http(s) URL worth storing.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     try:

@@ -7,20 +7,24 @@ the fetcher does, and only hands it bytes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import lxml.html
 import trafilatura
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
 from trafilatura.utils import load_html
 
 from monitor.model import ExtractedArticle
+from monitor.pipeline.encoding import decode_html
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +88,24 @@ class Extractor:
 
     def extract(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
         """Extract one page in a worker; raise ExtractionError on failure, timeout or crash."""
-        future = self._ensure_pool().schedule(
+        with self._failures_as_extraction_errors():
+            article: ExtractedArticle = self._submit(body, url, content_type).result()
+            return article
+
+    async def extract_async(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
+        """Like extract(), without blocking the event loop while the worker runs."""
+        with self._failures_as_extraction_errors():
+            return await asyncio.wrap_future(self._submit(body, url, content_type))
+
+    def _submit(self, body: bytes, url: str, content_type: str | None) -> ProcessFuture[ExtractedArticle]:
+        return self._ensure_pool().schedule(
             extract_article, args=(_decode(body, content_type), url), timeout=self.timeout
         )
+
+    @contextmanager
+    def _failures_as_extraction_errors(self) -> Iterator[None]:
         try:
-            return future.result()
+            yield
         except FutureTimeout:
             raise ExtractionError(f"extraction took longer than {self.timeout:.0f}s") from None
         except ProcessExpired as exc:
@@ -112,15 +129,9 @@ class Extractor:
         return self._pool
 
 
-def _decode(body: bytes, content_type: str | None) -> bytes | str:
-    # An explicit HTTP charset wins (HTML5 encoding sniffing, step 1); otherwise trafilatura sniffs.
-    if content_type and "charset=" in content_type.lower():
-        charset = content_type.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
-        try:
-            return body.decode(charset, errors="replace")
-        except LookupError:
-            pass
-    return body
+def _decode(body: bytes, content_type: str | None) -> str:
+    text, _encoding = decode_html(body, content_type)
+    return text
 
 
 def _clean(value: str | None) -> str | None:

@@ -14,9 +14,11 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+import lxml.html
 from lxml import etree
 
 from monitor.model import ParsedEntry, ParsedFeed
+from monitor.pipeline.encoding import decode_xml
 
 MAX_GUID_LENGTH = 512
 # A first poll of a big sitemap must not turn into thousands of page downloads: keep the newest.
@@ -33,12 +35,16 @@ class NotAFeedError(ValueError):
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0 or Atom; tolerate malformed XML feedparser can still read."""
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
+    utf8, _encoding = decode_xml(body, content_type)
+    # The bytes are UTF-8 now and say so; an HTTP charset would make feedparser decode them again.
+    media_type = (content_type or "").split(";")[0].strip() or "application/xml"
+    headers = {"content-location": url, "content-type": media_type}
+    parsed = feedparser.parse(utf8, response_headers=headers, sanitize_html=True)
     version = parsed.get("version") or ""
     if not version and not parsed.entries:
+        found = discover_feeds(body, base_url=url)
+        if found:
+            raise NotAFeedError(f"not an RSS or Atom feed but an HTML page; it links to the feeds {', '.join(found)}")
         problem = parsed.get("bozo_exception")
         detail = f": {_one_line(problem)}" if problem else ""
         raise NotAFeedError(f"not an RSS or Atom feed{detail}")
@@ -57,18 +63,40 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         seen.add(entry.guid)
         entries.append(entry)
     feed = parsed.get("feed", {})
+    ttl = _text(feed.get("ttl"))
     return ParsedFeed(
         title=_text(feed.get("title")),
         language=_text(feed.get("language")),
         entries=tuple(entries),
         dropped=dropped,
         warning=warning,
+        ttl_minutes=int(ttl) if ttl and ttl.isdigit() else None,
     )
 
 
+FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"})
+
+
+def discover_feeds(body: bytes, *, base_url: str) -> list[str]:
+    """Feed URLs an HTML page advertises with <link rel="alternate" type="application/rss+xml" ...>."""
+    try:
+        root = lxml.html.document_fromstring(body[:1_000_000])
+    except (etree.ParserError, ValueError):
+        return []
+    found: list[str] = []
+    for link in root.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").lower().split(";")[0].strip()
+        href = (link.get("href") or "").strip()
+        if "alternate" in rel and kind in FEED_TYPES and href:
+            url = urljoin(base_url, href)
+            if url not in found:
+                found.append(url)
+    return found
+
+
 def _entry(raw: Any, *, base_url: str) -> ParsedEntry | None:
-    link = _text(raw.get("link"))
-    link = urljoin(base_url, link) if link else None
+    link = _join(base_url, _text(raw.get("link")))
     title = _text(raw.get("title"))
     summary = _summary(raw)
     if not link:
@@ -85,6 +113,16 @@ def _entry(raw: Any, *, base_url: str) -> ParsedEntry | None:
         author=_text(authors),
         published_at=_date(raw.get("published_parsed") or raw.get("updated_parsed")),
     )
+
+
+def _join(base_url: str, link: str | None) -> str | None:
+    """link made absolute against base_url; None when missing or not a URL at all (e.g. http://[broken)."""
+    if not link:
+        return None
+    try:
+        return urljoin(base_url, link)
+    except ValueError:
+        return None
 
 
 def _summary(raw: Any) -> str | None:
@@ -160,7 +198,9 @@ def parse_sitemap(body: bytes, *, url: str) -> ParsedFeed | SitemapIndex:
         if not loc or loc in seen:
             continue
         seen.add(loc)
-        link = urljoin(url, loc)
+        link = _join(url, loc)
+        if link is None:
+            continue
         published = _iso_date(node.findtext(f"{_NEWS_NS}news/{_NEWS_NS}publication_date")) or _iso_date(
             node.findtext(f"{_SITEMAP_NS}lastmod")
         )

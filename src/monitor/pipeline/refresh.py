@@ -1,15 +1,22 @@
 """refresh_feed(): the one place that knows the order of the stages; poll_feeds() runs it per due feed.
 
 The scheduler (`monitor run`) and `monitor poll` both call poll_feeds, so they cannot drift apart.
+Network waits overlap (asyncio); database work runs in worker threads, one short session per step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from monitor.model import (
     ArticleDraft,
@@ -31,6 +38,7 @@ from monitor.pipeline.parse import (
     parse_feed,
     parse_sitemap,
 )
+from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_from_rate
 from monitor.settings import FeedConfig
 from monitor.store import repository
 from monitor.store.db import Database
@@ -38,6 +46,9 @@ from monitor.store.db import Database
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+FEED_CONCURRENCY = 16
+STOP_CHECK_SECONDS = 0.25
 
 
 def utcnow() -> datetime:
@@ -49,7 +60,17 @@ def _never() -> bool:
     return False
 
 
-def poll_feeds(
+async def in_session(database: Database, work: Callable[[Session], T]) -> T:
+    """Run work(session) in one transaction on a worker thread, keeping the event loop free."""
+
+    def run() -> T:
+        with database.session() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+async def poll_feeds(
     database: Database,
     *,
     feeds: Sequence[FeedConfig],
@@ -60,32 +81,44 @@ def poll_feeds(
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
 ) -> list[FeedSummary]:
-    """One pass: mirror the config, then refresh the named, all, or due feeds in turn."""
-    with database.session() as session:
-        repository.sync_sources(session, feeds=feeds, now=clock())
-        due = repository.due_feeds(session, now=clock(), names=names, include_all=include_all)
-    summaries = []
-    for feed in due:
-        if should_stop():
-            break
-        try:
-            summaries.append(
-                refresh_feed(
+    """One pass: mirror the config, then refresh the named, all, or due feeds, several at a time."""
+    now = clock()
+
+    def select_due(session: Session) -> list[FeedRef]:
+        repository.sync_sources(session, feeds=feeds, now=now)
+        return repository.due_feeds(session, now=now, names=names, include_all=include_all)
+
+    due = await in_session(database, select_due)
+    slots = asyncio.Semaphore(FEED_CONCURRENCY)
+    in_flight: set[str] = set()
+
+    async def one(feed: FeedRef) -> FeedSummary | None:
+        async with slots:
+            if should_stop():
+                return None
+            try:
+                return await refresh_feed(
                     feed,
                     database=database,
                     fetcher=fetcher,
                     extractor=extractor,
                     clock=clock,
                     should_stop=should_stop,
+                    in_flight=in_flight,
                 )
-            )
-        except Exception as exc:
-            log.exception("feed=%s outcome=crash", feed.name)
-            summaries.append(FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=f"internal error: {exc!r}"))
-    return summaries
+            except Exception as exc:  # one feed's bug must not stop the others
+                log.exception("feed=%s outcome=crash", feed.name)
+                error = f"internal error: {exc!r}"
+                summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=error)
+                crash = FetchResult(feed.url, FetchOutcome.HARD_ERROR, error=error)
+                # Recorded like any failure, so the feed backs off instead of crashing on every tick.
+                return await _finish(database, feed, crash, clock(), summary, parsed=None)
+
+    results = await asyncio.gather(*(one(feed) for feed in due))
+    return [summary for summary in results if summary is not None]
 
 
-def refresh_feed(
+async def refresh_feed(
     feed: FeedRef,
     *,
     database: Database,
@@ -93,28 +126,30 @@ def refresh_feed(
     extractor: Extractor,
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
+    in_flight: set[str] | None = None,
 ) -> FeedSummary:
-    """Fetch one feed, store its new entries, then record the fetch (validators last)."""
+    """Fetch one feed, store its new entries, then record the fetch (validators last).
+
+    in_flight holds the canonical URLs other feeds of this pass are already fetching: a story carried by
+    five outlets is downloaded once.
+    """
     started = clock()
-    next_poll_at = started + feed.interval
-    result = fetcher.fetch_feed(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+    if feed.kind == "sitemap":
+        # A sitemap index often stays the same (a 304) while its child sitemaps fill up: always read it.
+        result = await fetcher.fetch_feed(feed.url)
+    else:
+        result = await fetcher.fetch_feed(feed.url, etag=feed.etag, last_modified=feed.last_modified)
     if result.outcome is not FetchOutcome.OK:
-        return _finish(
-            database,
-            feed,
-            result,
-            started,
-            next_poll_at,
-            FeedSummary(feed.name, result.outcome, error=result.error),
-        )
+        summary = FeedSummary(feed.name, result.outcome, error=result.error)
+        return await _finish(database, feed, result, started, summary, parsed=None)
     try:
         if feed.kind == "sitemap":
-            parsed = _read_sitemap(result, fetcher=fetcher)
+            parsed = await _read_sitemap(result, fetcher=fetcher)
         else:
             parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
     except NotAFeedError as exc:
         summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=str(exc))
-        return _finish(database, feed, result, started, next_poll_at, summary)
+        return await _finish(database, feed, result, started, summary, parsed=None)
     if parsed.warning:
         log.info("feed=%s parse_warning=%r", feed.name, parsed.warning)
 
@@ -127,50 +162,59 @@ def refresh_feed(
             failed += 1
         else:
             candidates.setdefault(canonical, entry)
-    with database.session() as session:
-        known = repository.known_entries(
-            session,
+    known = await in_session(
+        database,
+        lambda s: repository.known_entries(
+            s,
             source_id=feed.id,
             guids=[entry.guid for entry in candidates.values()],
             canonical_urls=list(candidates),
-        )
-    fresh = [
-        (canonical, entry)
-        for canonical, entry in candidates.items()
-        if canonical not in known and entry.guid not in known
-    ]
-    skipped = len(parsed.entries) - parsed.dropped - failed - len(fresh)
+        ),
+    )
+    claimed = in_flight if in_flight is not None else set()
+    fresh = [(c, e) for c, e in candidates.items() if c not in known and e.guid not in known and c not in claimed]
+    claimed.update(c for c, _ in fresh)
+    skipped = len(parsed.entries) - (failed - parsed.dropped) - len(fresh)
     new = from_summary = 0
-    complete = True
-    for canonical, entry in fresh:
-        if should_stop():
-            complete = False
-            break
-        draft = _draft(entry, canonical, feed=feed, fetcher=fetcher, extractor=extractor, clock=clock)
-        try:
-            with database.session() as session:
-                stored = repository.add_article(session, draft=draft) is not None
-        except SQLAlchemyError as exc:
-            log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(exc))
-            failed += 1
-            complete = False
-            continue
-        if not stored:
-            skipped += 1
-            continue
-        new += 1
-        if draft.extraction is not Extraction.PAGE:
-            from_summary += 1
+    complete, stopped = True, False
+    pending = {
+        asyncio.create_task(_draft(entry, canonical, feed=feed, fetcher=fetcher, extractor=extractor, clock=clock))
+        for canonical, entry in fresh
+    }
+    try:
+        while pending:
+            # Wake up now and then even when no page is done, so a stop request is honoured promptly.
+            done, pending = await asyncio.wait(pending, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+            for task in done:
+                draft = task.result()
+                try:
+                    stored = await in_session(database, partial(_store, draft))
+                except SQLAlchemyError as exc:
+                    log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(exc))
+                    failed += 1
+                    complete = False
+                    continue
+                if not stored:
+                    skipped += 1
+                else:
+                    new += 1
+                    from_summary += draft.extraction is not Extraction.PAGE
+            if pending and should_stop():
+                complete, stopped = False, True
+                break
+    finally:
+        for task in pending:
+            task.cancel()
     summary = FeedSummary(feed.name, FetchOutcome.OK, new, skipped, failed, from_summary)
     if not complete:
-        # Forget the validators and stay due: the next pass must get the whole feed again for the
-        # items left over, instead of a 304 that would lose them.
+        # Forget the validators: the next pass must get the whole feed again for the items left over,
+        # instead of a 304 that would lose them. A stopped pass leaves the feed due at once.
         result = FetchResult(result.url, result.outcome, result.status, elapsed=result.elapsed)
-        next_poll_at = started
-    return _finish(database, feed, result, started, next_poll_at, summary)
+        return await _finish(database, feed, result, started, summary, parsed=None, due_now=stopped)
+    return await _finish(database, feed, result, started, summary, parsed=parsed)
 
 
-def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
+async def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
     """A sitemap's entries; for a sitemap index, the entries of its newest child sitemaps."""
     parsed = parse_sitemap(result.body, url=result.url)
     if not isinstance(parsed, SitemapIndex):
@@ -178,7 +222,7 @@ def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
     entries: dict[str, ParsedEntry] = {}
     problems = []
     for child_url in parsed.sitemaps:
-        child = fetcher.fetch_feed(child_url)
+        child = await fetcher.fetch_feed(child_url)
         if child.outcome is not FetchOutcome.OK:
             problems.append(f"{child_url}: {child.error or child.outcome.value}")
             continue
@@ -196,7 +240,7 @@ def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
     return ParsedFeed(title=None, language=None, entries=tuple(newest[:SITEMAP_MAX_ENTRIES]))
 
 
-def _draft(
+async def _draft(
     entry: ParsedEntry,
     canonical: str,
     *,
@@ -206,12 +250,12 @@ def _draft(
     clock: Clock,
 ) -> ArticleDraft:
     summary = html_to_text(entry.summary_html) if entry.summary_html else None
-    page = fetcher.fetch_page(entry.link)
+    page = await fetcher.fetch_page(entry.link)
     article = None
+    error = None
     if page.outcome is FetchOutcome.OK:
         try:
-            article = extractor.extract(page.body, url=page.url, content_type=page.content_type)
-            error = None
+            article = await extractor.extract_async(page.body, url=page.url, content_type=page.content_type)
         except ExtractionError as exc:
             error = str(exc)
     else:
@@ -239,10 +283,10 @@ def _draft(
         guid=entry.guid,
         url=entry.link,
         canonical_url=canonical,
-        title=entry.title or (article.title if article else None) or canonical,
-        text=text,
-        summary=summary,
-        author=entry.author or (article.author if article else None),
+        title=_clean(entry.title or (article.title if article else None) or canonical),
+        text=_clean(text),
+        summary=_clean(summary) or None,
+        author=_clean(entry.author or (article.author if article else None)) or None,
         published_at=entry.published_at or (article.published_at if article else None),
         fetched_at=clock(),
         language=(article.language if article else None) or feed.language,
@@ -251,34 +295,75 @@ def _draft(
     )
 
 
-def _finish(
+def _clean(value: str | None) -> str:
+    # NUL is legal in a feed's XML entities but not in PostgreSQL text; it never carries meaning.
+    return (value or "").replace("\x00", "")
+
+
+def _store(draft: ArticleDraft, session: Session) -> bool:
+    return repository.add_article(session, draft=draft) is not None
+
+
+def _schedule(
+    feed: FeedRef, result: FetchResult, summary: FeedSummary, parsed: ParsedFeed | None, now: datetime
+) -> tuple[datetime, timedelta | None]:
+    """Next poll time, and the learnt interval to remember (None: keep the stored one)."""
+    if summary.outcome.failed:
+        retry_after = timedelta(seconds=result.retry_after) if result.retry_after is not None else None
+        return now + failure_backoff(minimum=feed.interval, failures=feed.failures + 1, retry_after=retry_after), None
+    learnt: timedelta | None = None
+    if parsed is not None:
+        learnt = interval_from_rate(
+            (e.published_at for e in parsed.entries), now=now, minimum=feed.interval, maximum=feed.max_interval
+        )
+    interval = learnt or feed.poll_interval or feed.interval
+    ttl = timedelta(minutes=parsed.ttl_minutes) if parsed is not None and parsed.ttl_minutes else None
+    max_age = timedelta(seconds=result.max_age) if result.max_age is not None else None
+    return now + honour_hints(interval, ttl=ttl, max_age=max_age), learnt
+
+
+async def _finish(
     database: Database,
     feed: FeedRef,
     result: FetchResult,
     started: datetime,
-    next_poll_at: datetime,
     summary: FeedSummary,
+    *,
+    parsed: ParsedFeed | None,
+    due_now: bool = False,
 ) -> FeedSummary:
-    with database.session() as session:
-        repository.record_fetch(
-            session,
+    next_poll_at, learnt = _schedule(feed, result, summary, parsed, started)
+    if due_now:
+        next_poll_at = started
+    moved_to = await in_session(
+        database,
+        lambda s: repository.record_fetch(
+            s,
             feed=feed,
             result=result,
             started_at=started,
             new_items=summary.new,
             next_poll_at=next_poll_at,
+            poll_interval=learnt,
             error=summary.error if summary.outcome.failed else None,
-        )
+        ),
+    )
+    if moved_to:
+        note = f"moved permanently to {moved_to}; polling there now — update feeds.yaml"
+        log.warning("feed=%s moved_to=%s", feed.name, moved_to)
+        summary = replace(summary, note=note)
     log.info(
-        "feed=%s url=%s outcome=%s status=%s new=%d skipped=%d failed=%d elapsed_ms=%d%s",
+        "feed=%s url=%s outcome=%s status=%s attempts=%d new=%d skipped=%d failed=%d elapsed_ms=%d next=%s%s",
         feed.name,
         result.url,
         summary.outcome.value,
         result.status,
+        result.attempts,
         summary.new,
         summary.skipped,
         summary.failed,
         int(result.elapsed * 1000),
+        next_poll_at.strftime("%H:%M:%S"),
         f" error={summary.error!r}" if summary.error else "",
     )
     return summary

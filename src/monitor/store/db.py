@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StorageError
@@ -66,7 +66,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
     database = Database(engine, sessionmaker(engine, expire_on_commit=False))
     try:
         current = current_revision(engine)
-    except OperationalError as exc:
+    except SQLAlchemyError as exc:
         engine.dispose()
         raise StorageError(f"cannot open database {database.display_url}: {_first_line(exc)}") from None
     if current != head_revision():
@@ -120,7 +120,10 @@ def _create_engine(url: str) -> Engine:
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the folder for {parsed.database}: {exc.strerror}") from None
         options["connect_args"] = {"timeout": 30}
     else:
         options["pool_pre_ping"] = True
@@ -141,6 +144,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's own lower() knows only ASCII; ILIKE must fold Казахстан as well as Kazakhstan.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _first_line(exc: BaseException) -> str:

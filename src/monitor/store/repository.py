@@ -14,6 +14,8 @@ from monitor.model import ArticleDraft, FeedRef, FetchOutcome, FetchResult
 from monitor.settings import FeedConfig
 from monitor.store.schema import Article, FetchLog, FetchState, Source, Story
 
+MOVE_AFTER = 3
+
 
 def sync_sources(session: Session, *, feeds: Sequence[FeedConfig], now: datetime) -> None:
     """Mirror feeds.yaml into the sources table; sources no longer configured are disabled."""
@@ -30,8 +32,16 @@ def sync_sources(session: Session, *, feeds: Sequence[FeedConfig], now: datetime
             "language": feed.language,
             "countries": list(feed.countries),
             "interval_seconds": int(feed.interval.total_seconds()),
+            "max_interval_seconds": int(feed.max_interval.total_seconds()),
             "enabled": feed.enabled,
         }
+        if source.id is not None and source.url != feed.url:
+            # The user edited the URL: a redirect learnt for the old one no longer applies.
+            state = session.get(FetchState, source.id)
+            if state is not None:
+                state.moved_to = state.redirect_target = state.etag = state.last_modified = None
+                state.next_poll_at = state.poll_interval_seconds = None
+                state.redirect_streak = 0
         if any(getattr(source, key, None) != value for key, value in values.items()):
             for key, value in values.items():
                 setattr(source, key, value)
@@ -71,12 +81,15 @@ def due_feeds(
         FeedRef(
             id=source.id,
             name=source.name,
-            url=source.url,
+            url=state.moved_to or source.url,
             kind=source.kind,
             language=source.language,
             interval=timedelta(seconds=source.interval_seconds),
+            max_interval=timedelta(seconds=source.max_interval_seconds),
             etag=state.etag,
             last_modified=state.last_modified,
+            poll_interval=timedelta(seconds=state.poll_interval_seconds) if state.poll_interval_seconds else None,
+            failures=state.consecutive_failures or 0,
         )
         for source, state in rows
     ]
@@ -142,22 +155,26 @@ def record_fetch(
     started_at: datetime,
     new_items: int,
     next_poll_at: datetime,
+    poll_interval: timedelta | None = None,
     error: str | None = None,
-) -> None:
-    """Log one feed fetch and update the feed's health; validators advance only on success.
+) -> str | None:
+    """Log one feed fetch and update the feed's health; return the feed's new URL when it just moved.
 
-    Call this after the feed's new items are committed: if the process dies first, the old validators
-    make the next poll fetch the feed again instead of getting a 304 and losing the items.
+    Call this after the feed's new items are committed: validators advance only here, so if the process
+    dies first, the old validators make the next poll fetch the feed again instead of a 304 losing items.
     """
     outcome = FetchOutcome.HARD_ERROR if error and not result.outcome.failed else result.outcome
     message = error or result.error
     state = session.get(FetchState, feed.id)
     if state is None:
-        state = FetchState(source_id=feed.id, consecutive_failures=0)
+        state = FetchState(source_id=feed.id, consecutive_failures=0, redirect_streak=0)
         session.add(state)
     state.last_attempt_at = started_at
     state.last_outcome = outcome.value
     state.next_poll_at = next_poll_at
+    if poll_interval is not None:
+        state.poll_interval_seconds = int(poll_interval.total_seconds())
+    moved_to = None
     if outcome.failed:
         state.last_error = message
         state.consecutive_failures = (state.consecutive_failures or 0) + 1
@@ -167,6 +184,7 @@ def record_fetch(
         if result.outcome is FetchOutcome.OK:
             state.etag = result.etag
             state.last_modified = result.last_modified
+        moved_to = _follow_permanent_redirect(state, result.permanent_redirect, current=feed.url)
     session.add(
         FetchLog(
             source_id=feed.id,
@@ -175,7 +193,24 @@ def record_fetch(
             outcome=outcome.value,
             status=result.status,
             elapsed_ms=int(result.elapsed * 1000),
+            attempts=result.attempts,
             new_items=new_items,
             error=message,
         )
     )
+    return moved_to
+
+
+def _follow_permanent_redirect(state: FetchState, target: str | None, *, current: str) -> str | None:
+    """Adopt a 301/308 target once it has been seen MOVE_AFTER times in a row (a one-off may be a mistake)."""
+    if target is None or target == current:
+        state.redirect_target, state.redirect_streak = None, 0
+        return None
+    if state.redirect_target == target:
+        state.redirect_streak = (state.redirect_streak or 0) + 1
+    else:
+        state.redirect_target, state.redirect_streak = target, 1
+    if state.redirect_streak >= MOVE_AFTER:
+        state.moved_to, state.redirect_target, state.redirect_streak = target, None, 0
+        return target
+    return None

@@ -72,6 +72,7 @@ class Source(Base):
     language: Mapped[str | None] = mapped_column(String(20))
     countries: Mapped[list[str]] = mapped_column(JSON, default=list)
     interval_seconds: Mapped[int] = mapped_column(Integer)
+    max_interval_seconds: Mapped[int] = mapped_column(Integer, server_default="21600")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -91,6 +92,10 @@ class FetchState(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(20))
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    poll_interval_seconds: Mapped[int | None] = mapped_column(Integer)  # learnt from the publishing rate
+    moved_to: Mapped[str | None] = mapped_column(Text)  # where the feed now lives (repeated 301/308)
+    redirect_target: Mapped[str | None] = mapped_column(Text)
+    redirect_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class FetchLog(Base):
@@ -106,6 +111,7 @@ class FetchLog(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     status: Mapped[int | None] = mapped_column(Integer)
     elapsed_ms: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     new_items: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
