@@ -17,7 +17,7 @@ from monitor.errors import MonitorError
 from monitor.settings import Settings, load_feeds, load_settings, parse_duration
 
 if TYPE_CHECKING:
-    from monitor.model import FeedSummary
+    from monitor.model import FeedCheck, FeedSummary
     from monitor.store.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -221,6 +221,73 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
     with _database(settings) as database:
         service = Service(database, feeds=feeds, fetcher_options=_fetcher_options(settings), tick=interval)
         service.run(health_port=port or None)
+
+
+@cli.group(invoke_without_command=True)
+@common_options
+@click.pass_context
+def feeds(ctx: click.Context) -> None:
+    """List the sources with their health (the default), or check what each feed answers now.
+
+    \b
+    Example:
+        monitor feeds list --format json
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(feeds_list)
+
+
+@feeds.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common_options
+@click.pass_context
+def feeds_list(ctx: click.Context, fmt: str = "table") -> None:
+    """Show each source: health, last success, last error, failures in a row, items in 7 days, next poll.
+
+    \b
+    Example:
+        monitor feeds list
+    """
+    from monitor.output import render_health
+    from monitor.store.repository import feed_health, sync_sources
+
+    settings = _settings(ctx)
+    configured = load_feeds(settings.config_dir)
+    now = datetime.now(UTC)
+    with _database(settings) as database, database.session() as session:
+        sync_sources(session, feeds=configured, now=now)
+        health = feed_health(session, now=now)
+    click.echo(render_health(health, fmt), nl=False)
+
+
+@feeds.command("check")
+@click.option("--feed", "names", multiple=True, metavar="NAME", help="Check only this feed (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common_options
+@click.pass_context
+def feeds_check(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
+    """Fetch every enabled feed (or the named ones) once and report what it answered; stores nothing.
+
+    \b
+    Example:
+        monitor feeds check --feed trend --feed caspian-news
+    """
+    from monitor.output import render_checks
+    from monitor.pipeline.check import check_feeds
+    from monitor.pipeline.fetch import Fetcher
+
+    settings = _settings(ctx)
+    configured = load_feeds(settings.config_dir)
+    unknown = sorted(set(names) - {f.name for f in configured})
+    if unknown:
+        raise MonitorError(f"unknown feed {unknown[0]!r} (configured: {', '.join(f.name for f in configured)})")
+    chosen = [f for f in configured if f.name in names] if names else [f for f in configured if f.enabled]
+
+    async def check() -> list[FeedCheck]:
+        async with Fetcher(**_fetcher_options(settings)) as fetcher:
+            return await check_feeds(chosen, fetcher=fetcher)
+
+    click.echo(render_checks(asyncio.run(check()), fmt), nl=False)
 
 
 @cli.command()

@@ -154,3 +154,39 @@ class ArticleView:
     extraction: str | None = None
     extraction_error: str | None = None
     text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A source's schedule and health, for `monitor feeds list`."""
+
+    name: str
+    title: str
+    url: str  # where it is polled: the configured URL, or where it moved
+    configured_url: str
+    enabled: bool
+    status: str  # ok | failing | unhealthy | never polled | disabled
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_outcome: str | None
+    last_error: str | None
+    consecutive_failures: int
+    items_last_7_days: int
+    next_poll_at: datetime | None
+    poll_interval: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCheck:
+    """What one unconditional fetch of a feed found, for `monitor feeds check` (nothing is stored)."""
+
+    name: str
+    url: str
+    outcome: FetchOutcome
+    status: int | None
+    entries: int
+    newest: datetime | None
+    elapsed: float
+    error: str | None = None
+    warning: str | None = None
+    moved_to: str | None = None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.model import ArticleView, FeedSummary
+from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_FIELDS = (
@@ -105,7 +105,9 @@ def render_summaries(summaries: Sequence[FeedSummary]) -> str:
     width = max(len("feed"), *(len(s.name) for s in summaries))
     lines = [f"{'feed':<{width}}  {'outcome':<12} {'new':>4} {'skipped':>7} {'failed':>6}  note"]
     for s in summaries:
-        note = s.error or (f"{s.from_summary} from the feed's summary (page failed)" if s.from_summary else "")
+        note = (
+            s.error or s.note or (f"{s.from_summary} from the feed's summary (page failed)" if s.from_summary else "")
+        )
         lines.append(
             f"{s.name:<{width}}  {s.outcome.value:<12} {s.new:>4} {s.skipped:>7} {s.failed:>6}  {note}".rstrip()
         )
@@ -116,6 +118,86 @@ def render_summaries(summaries: Sequence[FeedSummary]) -> str:
         + (f", {failed} feed{'s' if failed != 1 else ''} failed (recorded)" if failed else "")
     )
     return "\n".join(lines) + "\n"
+
+
+def health_record(feed: FeedHealth) -> dict[str, Any]:
+    """The JSON shape of a feed's health."""
+    return {
+        "name": feed.name,
+        "title": feed.title,
+        "url": feed.url,
+        "configured_url": feed.configured_url,
+        "enabled": feed.enabled,
+        "status": feed.status,
+        "last_success_at": _iso(feed.last_success_at),
+        "last_attempt_at": _iso(feed.last_attempt_at),
+        "last_outcome": feed.last_outcome,
+        "last_error": feed.last_error,
+        "consecutive_failures": feed.consecutive_failures,
+        "items_last_7_days": feed.items_last_7_days,
+        "next_poll_at": _iso(feed.next_poll_at),
+        "poll_interval_seconds": int(feed.poll_interval.total_seconds()),
+    }
+
+
+def render_health(feeds: Sequence[FeedHealth], fmt: str) -> str:
+    """`monitor feeds list`: one line per source, or JSON."""
+    if fmt == "json":
+        return json.dumps([health_record(f) for f in feeds], ensure_ascii=False, indent=2) + "\n"
+    if not feeds:
+        return "no feeds configured\n"
+    width = max(len("feed"), *(len(f.name) for f in feeds))
+    lines = [
+        f"{'feed':<{width}}  {'status':<12} {'last success':<16} {'fails':>5} {'7 days':>6}  {'next poll':<16} "
+        "last error / note"
+    ]
+    for f in feeds:
+        note = f.last_error or (f"moved to {f.url}; update feeds.yaml" if f.url != f.configured_url else "")
+        lines.append(
+            f"{f.name:<{width}}  {f.status:<12} {_short(f.last_success_at):<16} {f.consecutive_failures:>5} "
+            f"{f.items_last_7_days:>6}  {_short(f.next_poll_at) if f.enabled else '-':<16} {note}".rstrip()
+        )
+    unhealthy = sum(1 for f in feeds if f.status == "unhealthy")
+    lines.append(f"{len(feeds)} feeds, {unhealthy} unhealthy (3 or more failures in a row)")
+    return "\n".join(lines) + "\n"
+
+
+def render_checks(checks: Sequence[FeedCheck], fmt: str) -> str:
+    """`monitor feeds check`: what each feed answered, or JSON."""
+    if fmt == "json":
+        records = [
+            {
+                "name": c.name,
+                "url": c.url,
+                "outcome": c.outcome.value,
+                "status": c.status,
+                "entries": c.entries,
+                "newest": _iso(c.newest),
+                "elapsed_ms": int(c.elapsed * 1000),
+                "error": c.error,
+                "warning": c.warning,
+                "moved_to": c.moved_to,
+            }
+            for c in checks
+        ]
+        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    if not checks:
+        return "no feeds to check\n"
+    width = max(len("feed"), *(len(c.name) for c in checks))
+    lines = [f"{'feed':<{width}}  {'outcome':<12} {'http':>4} {'items':>5}  {'newest item':<16} note"]
+    for c in checks:
+        notes = [n for n in (c.error, c.warning, f"moved permanently to {c.moved_to}" if c.moved_to else None) if n]
+        lines.append(
+            f"{c.name:<{width}}  {c.outcome.value:<12} {c.status or '-':>4} {c.entries:>5}  "
+            f"{_short(c.newest) if c.newest else '-':<16} {'; '.join(notes)}".rstrip()
+        )
+    ok = sum(1 for c in checks if not c.outcome.failed)
+    lines.append(f"{ok} of {len(checks)} feeds answered with a feed (nothing was stored)")
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
 def _table(articles: Sequence[ArticleView]) -> str:

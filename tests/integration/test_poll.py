@@ -270,3 +270,102 @@ def test_sitemap_source_follows_its_index_to_the_articles(
     # A sitemap has no titles: the page's own title is used.
     assert "Margaritaville" in str(article["title"])
     assert article["published_at"] == "2026-11-24T10:00:00Z"
+
+
+def test_counts_add_up_for_linkless_and_repeated_items(database_url: str, server: FeedServer, tmp_path: Path) -> None:
+    items = [
+        {"title": "Linked", "link": _page(server, "abc7news.com-Napa.html"), "guid": "l1"},
+        {"title": "No link at all", "guid": "nolink", "summary": "Nothing to fetch."},
+    ]
+    server.add("/f.xml", rss2(items), content_type="application/rss+xml")
+    config = write_feeds(tmp_path / "config", [{"name": "f", "url": server.url("/f.xml")}])
+
+    first = run_cli("poll", database_url=database_url, config_dir=config)
+    again = run_cli("poll", "--all", database_url=database_url, config_dir=config)
+
+    assert first.stdout.splitlines()[1].split()[:5] == ["f", "ok", "1", "0", "1"]
+    assert again.stdout.splitlines()[1].split()[:5] == ["f", "ok", "0", "1", "1"]
+
+
+def test_broken_page_encoding_costs_one_page_not_the_feed(
+    database_url: str, server: FeedServer, tmp_path: Path
+) -> None:
+    bad = server.add("/pages/bad.html", b"this is not gzip", headers={"Content-Encoding": "gzip"})
+    items = [
+        {"title": "Bad gzip", "link": bad, "guid": "b1", "summary": "The summary survives a broken page."},
+        {"title": "Good after", "link": _page(server, "abc7news.com-Napa.html"), "guid": "b2"},
+    ]
+    server.add("/f.xml", rss2(items), content_type="application/rss+xml")
+    config = write_feeds(tmp_path / "config", [{"name": "f", "url": server.url("/f.xml")}])
+
+    result = run_cli("poll", database_url=database_url, config_dir=config)
+
+    assert "1 feed polled, 2 new articles" in result.stdout, result.output
+    bad_article = next(a for a in _articles(database_url) if a["title"] == "Bad gzip")
+    assert bad_article["extraction"] == "feed-summary"
+    assert _fetch_state(database_url, "f")["last_outcome"] == "ok"
+
+
+def test_malformed_urls_are_skipped_not_fatal(database_url: str, server: FeedServer, tmp_path: Path) -> None:
+    page = _page(server, "abc7news.com-Napa.html")
+    server.add(
+        "/sitemap.xml",
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>http://[broken/x</loc></url><url><loc>{page}</loc></url></urlset>",
+        content_type="application/xml",
+    )
+    config = write_feeds(tmp_path / "config", [{"name": "sm", "url": server.url("/sitemap.xml"), "kind": "sitemap"}])
+
+    result = run_cli("poll", database_url=database_url, config_dir=config)
+
+    assert "1 feed polled, 1 new article" in result.stdout, result.output
+    assert _fetch_state(database_url, "sm")["last_outcome"] == "ok"
+
+
+def test_unchanged_sitemap_index_still_yields_new_child_entries(
+    database_url: str, server: FeedServer, tmp_path: Path
+) -> None:
+    index = (
+        '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<sitemap><loc>/child.xml</loc></sitemap></sitemapindex>"
+    )
+    server.add("/index.xml", index, content_type="application/xml", headers={"ETag": '"same"'})
+
+    def child(*names: str) -> str:
+        urls = "".join(f"<url><loc>{_page(server, name)}</loc></url>" for name in names)
+        return f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+    server.add("/child.xml", child("abc7news.com-Napa.html"), content_type="application/xml")
+    config = write_feeds(tmp_path / "config", [{"name": "smi", "url": server.url("/index.xml"), "kind": "sitemap"}])
+    run_cli("poll", database_url=database_url, config_dir=config)
+    server.add("/child.xml", child("abc7news.com-Napa.html", "aclu.org-grades.html"), content_type="application/xml")
+
+    again = run_cli("poll", "--all", database_url=database_url, config_dir=config)
+
+    assert "1 new article" in again.stdout, again.output
+    assert len(_articles(database_url)) == 2
+
+
+def test_nul_characters_never_block_an_item(database_url: str, server: FeedServer, tmp_path: Path) -> None:
+    items = [{"title": "Ashgabat&#0; talks", "link": _page(server, "abc7news.com-Napa.html"), "guid": "n1"}]
+    server.add("/f.xml", rss2(items).replace("&amp;#0;", "&#0;"), content_type="application/rss+xml")
+    config = write_feeds(tmp_path / "config", [{"name": "f", "url": server.url("/f.xml")}])
+
+    result = run_cli("poll", database_url=database_url, config_dir=config)
+
+    assert "1 new article" in result.stdout, result.output
+    assert [a["title"] for a in _articles(database_url)] == ["Ashgabat talks"]
+
+
+def test_editing_a_feed_url_starts_afresh(outlets: Path, database_url: str, server: FeedServer) -> None:
+    run_cli("poll", database_url=database_url, config_dir=outlets)
+    server.add("/wire/v2.xml", rss2([]), content_type="application/rss+xml")
+    feeds = outlets / "feeds.yaml"
+    feeds.write_text(feeds.read_text().replace("/wire/rss.xml", "/wire/v2.xml"))
+
+    result = run_cli("poll", database_url=database_url, config_dir=outlets)
+
+    # Due at once although the old URL was polled a moment ago, and without the old URL's ETag.
+    assert result.stdout.splitlines()[1].startswith("wire")
+    (request,) = [r for r in server.requests if r.path == "/wire/v2.xml"]
+    assert "if-none-match" not in request.headers

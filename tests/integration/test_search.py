@@ -179,3 +179,8 @@ def test_show_unknown_id(archive: str) -> None:
 
     assert result.exit_code == 1
     assert result.stderr == "monitor: error: no article with id 999999 (list some with `monitor search`)\n"
+
+
+def test_cyrillic_query_ignores_case(archive: str) -> None:
+    assert [a["source"] for a in _json(archive, "казахстан")] == ["kazinform"]
+    assert [a["source"] for a in _json(archive, "СЕЛЬСКИЕ")] == ["kazinform"]

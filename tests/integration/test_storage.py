@@ -166,3 +166,23 @@ def test_unreachable_database_is_a_one_line_error_without_the_password() -> None
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "s3cret" not in result.stderr
+
+
+def test_a_file_that_is_no_database_is_a_one_line_error(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are my notes, not a database\n" * 100)
+
+    result = run_cli("search", database_url=f"sqlite:///{not_a_database}")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"monitor: error: cannot open database sqlite:///{not_a_database}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_impossible_database_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+
+    result = run_cli("search", database_url=f"sqlite:///{tmp_path}/afile/sub/m.db")
+
+    assert result.exit_code == 1
+    assert result.stderr == f"monitor: error: cannot create the folder for {tmp_path}/afile/sub/m.db: Not a directory\n"

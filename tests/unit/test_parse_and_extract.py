@@ -120,20 +120,6 @@ def test_a_page_that_overruns_its_time_is_abandoned_and_the_pool_goes_on() -> No
         assert "Hart Island" in extractor.extract(page, url="https://x.org/ok").text
 
 
-def test_http_charset_decides_how_bytes_are_read() -> None:
-    html = (
-        "<html><body><article><p>"
-        + "Казахстан расширяет спутниковый интернет для школ. " * 8
-        + "</p></article></body></html>"
-    )
-    with Extractor(workers=1, timeout=60) as extractor:
-        article = extractor.extract(
-            html.encode("cp1251"), url="https://x.kz/1", content_type="text/html; charset=windows-1251"
-        )
-
-    assert "Казахстан расширяет" in article.text
-
-
 def test_summary_html_becomes_plain_text() -> None:
     assert html_to_text("<p>A <b>bold</b> move.</p><p>Second para</p>") == "A bold move. Second para"
     assert html_to_text("plain   text") == "plain text"

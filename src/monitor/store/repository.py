@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.model import ArticleDraft, FeedRef, FetchOutcome, FetchResult
+from monitor.model import ArticleDraft, FeedHealth, FeedRef, FetchOutcome, FetchResult
 from monitor.settings import FeedConfig
 from monitor.store.schema import Article, FetchLog, FetchState, Source, Story
 
@@ -214,3 +214,56 @@ def _follow_permanent_redirect(state: FetchState, target: str | None, *, current
         state.moved_to, state.redirect_target, state.redirect_streak = target, None, 0
         return target
     return None
+
+
+UNHEALTHY_AFTER = 3
+
+
+def feed_health(session: Session, *, now: datetime) -> list[FeedHealth]:
+    """Every configured source with its schedule and health, by name."""
+    week_ago = now - timedelta(days=7)
+    recent = (
+        select(Article.source_id, func.count().label("recent_items"))
+        .where(func.coalesce(Article.published_at, Article.fetched_at) >= week_ago)
+        .group_by(Article.source_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Source, FetchState, recent.c.recent_items)
+        .outerjoin(FetchState, FetchState.source_id == Source.id)
+        .outerjoin(recent, recent.c.source_id == Source.id)
+        .order_by(Source.name)
+    ).all()
+    return [_health(source, state, items or 0) for source, state, items in rows]
+
+
+def _health(source: Source, state: FetchState | None, items: int) -> FeedHealth:
+    failures = state.consecutive_failures if state else 0
+    if not source.enabled:
+        status = "disabled"
+    elif state is None or state.last_attempt_at is None:
+        status = "never polled"
+    elif failures >= UNHEALTHY_AFTER:
+        status = "unhealthy"
+    elif failures:
+        status = "failing"
+    else:
+        status = "ok"
+    return FeedHealth(
+        name=source.name,
+        title=source.title,
+        url=(state.moved_to if state and state.moved_to else None) or source.url,
+        configured_url=source.url,
+        enabled=source.enabled,
+        status=status,
+        last_success_at=state.last_success_at if state else None,
+        last_attempt_at=state.last_attempt_at if state else None,
+        last_outcome=state.last_outcome if state else None,
+        last_error=state.last_error if state and failures else None,
+        consecutive_failures=failures,
+        items_last_7_days=items,
+        next_poll_at=state.next_poll_at if state else None,
+        poll_interval=timedelta(seconds=state.poll_interval_seconds)
+        if state and state.poll_interval_seconds
+        else timedelta(seconds=source.interval_seconds),
+    )
