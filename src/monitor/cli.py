@@ -14,10 +14,11 @@ import click
 
 from monitor import __version__
 from monitor.errors import MonitorError
-from monitor.settings import Settings, load_feeds, load_settings, parse_duration
+from monitor.settings import Settings, load_feeds, load_settings, load_tags, parse_duration
 
 if TYPE_CHECKING:
     from monitor.model import FeedCheck, FeedSummary
+    from monitor.pipeline.tag import Tagger
     from monitor.store.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -102,6 +103,12 @@ class _Group(click.Group):
             raise _UserError(str(exc)) from None
 
 
+def _tagger(settings: Settings) -> Tagger:
+    from monitor.pipeline.tag import Tagger
+
+    return Tagger(load_tags(settings.config_dir))
+
+
 def _fetcher_options(settings: Settings) -> dict[str, Any]:
     from monitor.pipeline.fetch import FetchLimits
     from monitor.pipeline.guard import AddressPolicy
@@ -175,10 +182,18 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
     settings = _settings(ctx)
     feeds = load_feeds(settings.config_dir)
 
+    tagger = _tagger(settings)
+
     async def poll_once(database: Database) -> list[FeedSummary]:
         async with Fetcher(**_fetcher_options(settings)) as fetcher:
             return await poll_feeds(
-                database, feeds=feeds, fetcher=fetcher, extractor=extractor, names=names, include_all=include_all
+                database,
+                feeds=feeds,
+                fetcher=fetcher,
+                extractor=extractor,
+                tagger=tagger,
+                names=names,
+                include_all=include_all,
             )
 
     with _database(settings) as database, Extractor() as extractor:
@@ -219,8 +234,76 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
     feeds = load_feeds(settings.config_dir)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     with _database(settings) as database:
-        service = Service(database, feeds=feeds, fetcher_options=_fetcher_options(settings), tick=interval)
+        service = Service(
+            database, feeds=feeds, fetcher_options=_fetcher_options(settings), tagger=_tagger(settings), tick=interval
+        )
         service.run(health_port=port or None)
+
+
+@cli.command()
+@click.argument("text", required=False, metavar="[TEXT | -]")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common_options
+@click.pass_context
+def tag(ctx: click.Context, text: str | None, fmt: str) -> None:
+    """Tag a text with the watchlist: which states and topics it mentions, how often, and where.
+
+    TEXT is the text itself; without it, or with -, the text is read from standard input.
+
+    \b
+    Example:
+        echo "Starlink talks in Ashgabat, Туркменистан" | monitor tag --format json
+    """
+    from monitor.output import render_tags
+
+    settings = _settings(ctx)
+    tagger = _tagger(settings)
+    content = sys.stdin.read() if text in (None, "-") else text
+    click.echo(render_tags(tagger.tag(content or ""), fmt), nl=False)
+
+
+@cli.command()
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@common_options
+@click.pass_context
+def retag(ctx: click.Context, batch_size: int) -> None:
+    """Re-tag stored articles after the watchlist changed; resumable, batch by batch.
+
+    Only articles tagged with another version of the watchlist are touched; stopping half-way and running
+    it again carries on where it stopped.
+
+    \b
+    Example:
+        monitor retag --batch-size 1000
+    """
+    from monitor.store.repository import count_stale, replace_tags, stale_articles, sync_tags
+
+    settings = _settings(ctx)
+    tagger = _tagger(settings)
+    version = tagger.fingerprint
+    done = 0
+    with _database(settings) as database:
+        with database.session() as session:
+            sync_tags(session, tags=tagger.tags)
+            total = count_stale(session, version=version)
+        if total == 0:
+            click.echo(f"all articles are tagged with the current watchlist ({version})")
+            return
+        last_id = 0
+        with click.progressbar(length=total, label=f"re-tagging {total} articles", file=sys.stderr) as bar:
+            while True:
+                with database.session() as session:
+                    batch = stale_articles(session, version=version, after_id=last_id, limit=batch_size)
+                    for article_id, title, text in batch:
+                        replace_tags(
+                            session, article_id=article_id, tags=tagger.tag(text, title=title), version=version
+                        )
+                if not batch:
+                    break
+                last_id = batch[-1][0]
+                done += len(batch)
+                bar.update(len(batch))
+    click.echo(f"re-tagged {done} articles with watchlist {version}")
 
 
 @cli.group(invoke_without_command=True)

@@ -19,11 +19,14 @@ from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher, FetchLimits
 from monitor.pipeline.guard import AddressPolicy
 from monitor.pipeline.refresh import poll_feeds
-from monitor.settings import FeedConfig, load_feeds
+from monitor.pipeline.tag import Tagger
+from monitor.settings import FeedConfig, load_feeds, load_tags
 from monitor.store.db import Database, open_database
 from monitor.store.search import ArticleQuery, search_articles
 
 DEMO = files("monitor") / "data" / "demo"
+# A folder without tags.yaml: the packaged watchlist is used.
+DEMO_TAGS_FALLBACK = Path(__file__).with_name("data") / "demo"
 CONTENT_TYPES = {".xml": "application/xml", ".html": "text/html; charset=utf-8"}
 
 
@@ -70,8 +73,13 @@ async def _poll_twice(
     # The demo site is on loopback, which the fetcher refuses unless told otherwise; allow exactly it.
     policy = AddressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
     async with Fetcher(policy=policy, limits=FetchLimits(host_delay=0.0, per_host=4)) as fetcher:
-        first = await poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
-        again = await poll_feeds(database, feeds=feeds, fetcher=fetcher, extractor=extractor, include_all=True)
+        tagger = Tagger(load_tags(DEMO_TAGS_FALLBACK))
+        first = await poll_feeds(
+            database, feeds=feeds, fetcher=fetcher, extractor=extractor, tagger=tagger, include_all=True
+        )
+        again = await poll_feeds(
+            database, feeds=feeds, fetcher=fetcher, extractor=extractor, tagger=tagger, include_all=True
+        )
     return first, again
 
 

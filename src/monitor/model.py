@@ -102,6 +102,29 @@ class FeedRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Mention:
+    """One alias occurrence, as offsets into the text that was tagged."""
+
+    text: str
+    start: int
+    end: int
+    in_title: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TagMatch:
+    """One tag on one text: how often, how prominently, and where first."""
+
+    id: str
+    kind: str
+    name: str
+    count: int
+    score: float
+    mentions: tuple[Mention, ...]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleDraft:
     """An article ready to store."""
 
@@ -118,6 +141,8 @@ class ArticleDraft:
     language: str | None
     extraction: Extraction
     extraction_error: str | None = None
+    tags: tuple[TagMatch, ...] = ()
+    watchlist_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary
+from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary, TagMatch
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_FIELDS = (
@@ -117,6 +117,32 @@ def render_summaries(summaries: Sequence[FeedSummary]) -> str:
         f"{len(summaries)} feed{'s' if len(summaries) != 1 else ''} polled, {new} new article{'s' if new != 1 else ''}"
         + (f", {failed} feed{'s' if failed != 1 else ''} failed (recorded)" if failed else "")
     )
+    return "\n".join(lines) + "\n"
+
+
+def render_tags(tags: Sequence[TagMatch], fmt: str) -> str:
+    """`monitor tag`: the contract's JSON object, or one line per tag."""
+    if fmt == "json":
+        record = {
+            "tags": [
+                {
+                    "id": t.id,
+                    "kind": t.kind,
+                    "name": t.name,
+                    "count": t.count,
+                    "score": t.score,
+                    "mentions": [{"text": m.text, "start": m.start, "end": m.end} for m in t.mentions],
+                }
+                for t in tags
+            ]
+        }
+        return json.dumps(record, ensure_ascii=False) + "\n"
+    if not tags:
+        return "no watchlist tags\n"
+    lines = [f"{'tag':<14} {'kind':<8} {'count':>5} {'score':>6}  mentions"]
+    for t in tags:
+        mentions = ", ".join(dict.fromkeys(m.text for m in t.mentions))
+        lines.append(f"{t.id:<14} {t.kind:<8} {t.count:>5} {t.score:>6.1f}  {mentions}")
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.refresh import poll_feeds
 from monitor.pipeline.robots import RobotsCache
+from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
 from monitor.store.db import Database
 
@@ -63,11 +64,13 @@ class Service:
         *,
         feeds: Sequence[FeedConfig],
         fetcher_options: dict[str, Any],
+        tagger: Tagger | None = None,
         tick: timedelta = DEFAULT_TICK,
     ) -> None:
         self.database = database
         self.feeds = feeds
         self.fetcher_options = fetcher_options
+        self.tagger = tagger
         self.tick = tick
         self.heartbeat = Heartbeat(tick)
         self._stop = threading.Event()
@@ -105,6 +108,7 @@ class Service:
                 feeds=self.feeds,
                 fetcher=fetcher,
                 extractor=self._extractor,
+                tagger=self.tagger,
                 should_stop=self._stop.is_set,
             )
 

@@ -118,6 +118,70 @@ class FeedConfig(BaseModel):
         return self.title or self.name
 
 
+TAG_KINDS = ("country", "topic", "region")
+
+
+class TagConfig(BaseModel):
+    """One watchlist entry from tags.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: Literal["country", "topic", "region"]
+    name: str
+    aliases: dict[str, tuple[str, ...]]
+    demonyms: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("aliases", "demonyms")
+    @classmethod
+    def _alias_lists(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for language, aliases in value.items():
+            if not re.match(r"^[a-z]{2,3}$", language):
+                raise ValueError(f"{language!r} is not a language code like en or ru")
+            for alias in aliases:
+                if not alias.strip(" *") or "*" in alias.rstrip("*"):
+                    raise ValueError(f"{alias!r}: an alias is text, optionally ending in one '*'")
+        return value
+
+    @model_validator(mode="after")
+    def _id_shape(self) -> TagConfig:
+        if self.kind == "country" and not re.match(r"^[A-Z]{2}$", self.id):
+            raise ValueError("a country's id is its ISO 3166-1 alpha-2 code, like KZ")
+        if self.kind != "country" and not _SLUG.match(self.id):
+            raise ValueError("a topic's or region's id is a lowercase slug, like starlink")
+        if not any(self.aliases.values()):
+            raise ValueError("aliases: give at least one alias")
+        return self
+
+
+DEFAULT_TAGS = Path(__file__).with_name("data") / "tags.yaml"
+
+
+def load_tags(config_dir: Path) -> list[TagConfig]:
+    """The watchlist: config_dir/tags.yaml when present, else the packaged default."""
+    path = config_dir / "tags.yaml"
+    if not path.exists():
+        path = DEFAULT_TAGS
+    data = _read_yaml(path, required=True)
+    if not isinstance(data, dict) or set(data) != {"tags"} or not isinstance(data["tags"], list):
+        raise ConfigError(f"{path}: must be a mapping with a 'tags' list")
+    tags: list[TagConfig] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data["tags"]):
+        where = _entry_label(path, "tags", index, raw, name_key="id")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: must be a mapping with id, kind, name and aliases")
+        try:
+            tag = TagConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_validation_line(where, exc)) from None
+        if tag.id in seen:
+            raise ConfigError(f"{where}: id: duplicate of tags[{seen[tag.id]}]")
+        seen[tag.id] = index
+        tags.append(tag)
+    return tags
+
+
 class Settings(BaseSettings):
     """Process-wide settings from MONITOR_* variables; flags override them."""
 
@@ -205,8 +269,8 @@ def _read_yaml(path: Path, *, required: bool) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _entry_label(path: Path, key: str, index: int, raw: Any) -> str:
-    name = raw.get("name") if isinstance(raw, dict) else None
+def _entry_label(path: Path, key: str, index: int, raw: Any, *, name_key: str = "name") -> str:
+    name = raw.get(name_key) if isinstance(raw, dict) else None
     suffix = f" ({name})" if isinstance(name, str) and name else ""
     return f"{path}: {key}[{index}]{suffix}"
 

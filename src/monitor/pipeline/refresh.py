@@ -39,6 +39,7 @@ from monitor.pipeline.parse import (
     parse_sitemap,
 )
 from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_from_rate
+from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
 from monitor.store import repository
 from monitor.store.db import Database
@@ -76,6 +77,7 @@ async def poll_feeds(
     feeds: Sequence[FeedConfig],
     fetcher: Fetcher,
     extractor: Extractor,
+    tagger: Tagger | None = None,
     names: Collection[str] = (),
     include_all: bool = False,
     clock: Clock = utcnow,
@@ -86,6 +88,8 @@ async def poll_feeds(
 
     def select_due(session: Session) -> list[FeedRef]:
         repository.sync_sources(session, feeds=feeds, now=now)
+        if tagger is not None:
+            repository.sync_tags(session, tags=tagger.tags)
         return repository.due_feeds(session, now=now, names=names, include_all=include_all)
 
     due = await in_session(database, select_due)
@@ -105,6 +109,7 @@ async def poll_feeds(
                     clock=clock,
                     should_stop=should_stop,
                     in_flight=in_flight,
+                    tagger=tagger,
                 )
             except Exception as exc:  # one feed's bug must not stop the others
                 log.exception("feed=%s outcome=crash", feed.name)
@@ -127,6 +132,7 @@ async def refresh_feed(
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
     in_flight: set[str] | None = None,
+    tagger: Tagger | None = None,
 ) -> FeedSummary:
     """Fetch one feed, store its new entries, then record the fetch (validators last).
 
@@ -178,7 +184,9 @@ async def refresh_feed(
     new = from_summary = 0
     complete, stopped = True, False
     pending = {
-        asyncio.create_task(_draft(entry, canonical, feed=feed, fetcher=fetcher, extractor=extractor, clock=clock))
+        asyncio.create_task(
+            _draft(entry, canonical, feed=feed, fetcher=fetcher, extractor=extractor, clock=clock, tagger=tagger)
+        )
         for canonical, entry in fresh
     }
     try:
@@ -248,6 +256,7 @@ async def _draft(
     fetcher: Fetcher,
     extractor: Extractor,
     clock: Clock,
+    tagger: Tagger | None = None,
 ) -> ArticleDraft:
     summary = html_to_text(entry.summary_html) if entry.summary_html else None
     page = await fetcher.fetch_page(entry.link)
@@ -278,13 +287,15 @@ async def _draft(
         extraction.value,
         f" error={error!r}" if error else "",
     )
+    title = _clean(entry.title or (article.title if article else None) or canonical)
+    text = _clean(text)
     return ArticleDraft(
         source_id=feed.id,
         guid=entry.guid,
         url=entry.link,
         canonical_url=canonical,
-        title=_clean(entry.title or (article.title if article else None) or canonical),
-        text=_clean(text),
+        title=title,
+        text=text,
         summary=_clean(summary) or None,
         author=_clean(entry.author or (article.author if article else None)) or None,
         published_at=entry.published_at or (article.published_at if article else None),
@@ -292,6 +303,8 @@ async def _draft(
         language=(article.language if article else None) or feed.language,
         extraction=extraction,
         extraction_error=error,
+        tags=tuple(tagger.tag(text, title=title)) if tagger else (),
+        watchlist_version=tagger.fingerprint if tagger else None,
     )
 
 

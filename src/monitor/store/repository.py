@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.model import ArticleDraft, FeedHealth, FeedRef, FetchOutcome, FetchResult
-from monitor.settings import FeedConfig
-from monitor.store.schema import Article, FetchLog, FetchState, Source, Story
+from monitor.model import ArticleDraft, FeedHealth, FeedRef, FetchOutcome, FetchResult, TagMatch
+from monitor.settings import FeedConfig, TagConfig
+from monitor.store.schema import Article, ArticleTag, FetchLog, FetchState, Source, Story, Tag
 
 MOVE_AFTER = 3
 
@@ -116,9 +116,9 @@ def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
     same article store it once.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(Article)
+        upsert(Article)
         .values(
             source_id=draft.source_id,
             guid=draft.guid,
@@ -133,6 +133,7 @@ def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
             fetched_at=draft.fetched_at,
             extraction=draft.extraction.value,
             extraction_error=draft.extraction_error,
+            watchlist_version=draft.watchlist_version,
         )
         .on_conflict_do_nothing()
         .returning(Article.id)
@@ -144,7 +145,55 @@ def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
     session.add(story)
     session.flush()
     session.execute(update(Article).where(Article.id == article_id).values(story_id=story.id))
+    _insert_tags(session, article_id, draft.tags)
     return article_id
+
+
+def sync_tags(session: Session, *, tags: Sequence[TagConfig]) -> None:
+    """Mirror the watchlist into the tags table (tags dropped from it stay until `monitor retag`)."""
+    existing = {tag.id: tag for tag in session.scalars(select(Tag))}
+    for config in tags:
+        tag = existing.get(config.id)
+        if tag is None:
+            session.add(Tag(id=config.id, kind=config.kind, name=config.name))
+        elif (tag.kind, tag.name) != (config.kind, config.name):
+            tag.kind, tag.name = config.kind, config.name
+    session.flush()
+
+
+def stale_articles(session: Session, *, version: str, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+    """(id, title, text) of articles tagged with another watchlist than version, by id after after_id."""
+    rows = session.execute(
+        select(Article.id, Article.title, Article.text)
+        .where(or_(Article.watchlist_version.is_(None), Article.watchlist_version != version), Article.id > after_id)
+        .order_by(Article.id)
+        .limit(limit)
+    ).all()
+    return [(row.id, row.title, row.text) for row in rows]
+
+
+def count_stale(session: Session, *, version: str) -> int:
+    """How many articles `monitor retag` still has to do."""
+    stale = or_(Article.watchlist_version.is_(None), Article.watchlist_version != version)
+    return session.scalar(select(func.count()).select_from(Article).where(stale)) or 0
+
+
+def replace_tags(session: Session, *, article_id: int, tags: Sequence[TagMatch], version: str) -> None:
+    """Set an article's tags to exactly these, computed with watchlist version."""
+    session.execute(delete(ArticleTag).where(ArticleTag.article_id == article_id))
+    _insert_tags(session, article_id, tags)
+    session.execute(update(Article).where(Article.id == article_id).values(watchlist_version=version))
+
+
+def _insert_tags(session: Session, article_id: int, tags: Sequence[TagMatch]) -> None:
+    if tags:
+        session.execute(
+            insert(ArticleTag),
+            [
+                {"article_id": article_id, "tag_id": t.id, "count": t.count, "score": t.score, "snippet": t.snippet}
+                for t in tags
+            ],
+        )
 
 
 def record_fetch(

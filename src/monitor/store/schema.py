@@ -150,6 +150,8 @@ class Article(Base):
     extraction: Mapped[str] = mapped_column(String(20))
     extraction_error: Mapped[str | None] = mapped_column(Text)
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+    # Fingerprint of the watchlist the tags were computed with; `monitor retag` updates the others.
+    watchlist_version: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class Tag(Base):
