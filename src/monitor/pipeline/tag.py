@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 
 from monitor.model import Mention, TagMatch
 from monitor.settings import TagConfig
@@ -24,6 +24,7 @@ from monitor.settings import TagConfig
 _APOSTROPHES = "ʻʼ’‘`´ʹʽ′"
 _DASHES = "‐‑‒–—―−﹘﹣－"
 _FOLD = str.maketrans({**{c: "'" for c in _APOSTROPHES}, **{c: "-" for c in _DASHES}})
+_WORD_APOSTROPHES = frozenset("'" + _APOSTROPHES)
 
 TITLE_WEIGHT = 3.0
 LEAD_WEIGHT = 2.0
@@ -36,8 +37,9 @@ SNIPPET_AFTER = 150
 # only the words right next to a weak alias (a demonym), so "Kazakh grain sold to China" keeps its tag.
 _FOREIGN = (
     r"iraq\w*|iran\w*|afghan\w*|xinjiang|china|chinese|syria\w*|turk(?!m)\w*|mongolia\w*|pakistan\w*|kirkuk|"
-    r"urumqi|wakhan|ирак\w*|иран\w*|афган\w*|синьцзян\w*|китa\w*|китай\w*|сири\w*|турц\w*|турецк\w*|"
-    r"монгол\w*|пакистан\w*|afg'on\w*|xitoy\w*|eron\w*|iroq\w*|turkiya\w*"
+    r"urumqi|wakhan|kashgar|tashkurgan|golestan|mosul|kunduz|balkh|jowzjan|faryab|takhar|herat|kabul|"
+    r"mazar-i-sharif|mazar|ирак\w*|иран\w*|афган\w*|синьцзян\w*|китa\w*|китай\w*|сири\w*|турц\w*|турецк\w*|"
+    r"монгол\w*|пакистан\w*|afg[\'ʻʼ’‘`´]on\w*|xitoy\w*|eron\w*|iroq\w*|turkiya\w*"
 )
 _DIRECTION = r"northern|southern|western|eastern|north-eastern|north-western|северн\w*|южн\w*|shimolidagi|janubidagi"
 _PEOPLE = (
@@ -53,7 +55,7 @@ _TRAP_BEFORE = re.compile(
 _TRAP_AFTER = re.compile(
     rf"\W+(?:(?:{_PEOPLE})\W+)?(?:origin\W+)?(?:{_PLACED})\W+(?:the\W+)?"
     rf"(?:(?:{_DIRECTION})\W+)?(?:{_FOREIGN})\b"
-    rf"|\W+(?:{_PEOPLE})\b[^.;!?]{{0,60}}?\b(?:{_FOREIGN})"
+    rf"|(?:\W+(?:and|и)\W+\w+)?\W+(?:{_PEOPLE})\b[^.;!?]{{0,60}}?\b(?:{_FOREIGN})"
     # Russian genitive right after the people: "Туркмены Ирана", "Казахи Монголии".
     r"|\s+(?:ирана|ирака|афганистана|монголии|китая|синьцзяна|сирии|турции|пакистана)\b"
 )
@@ -62,8 +64,23 @@ _FOREIGN_NAME_AFTER = re.compile(r"\W+(?:autonomous|автономн\w*)\b")
 
 
 def normalise(text: str) -> str:
-    """The matcher's view of text: NFKC, case-folded, apostrophes and dashes unified."""
+    """An alias as the matcher stores it: NFKC, case-folded, apostrophes and dashes unified."""
     return unicodedata.normalize("NFKC", text.translate(_FOLD)).casefold()
+
+
+def _fold(text: str) -> str:
+    # Text is only NFKC-normalised and case-folded: unifying its apostrophes and dashes would cost a pass
+    # over every character, so the automaton holds each alias in every apostrophe and dash spelling instead.
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _spellings(key: str) -> list[str]:
+    """Every spelling of key with each apostrophe or dash written as any of its variants."""
+    spellings = [""]
+    for char in key:
+        options = ("'" + _APOSTROPHES) if char == "'" else ("-" + _DASHES) if char == "-" else char
+        spellings = [done + option for done in spellings for option in options]
+    return [unicodedata.normalize("NFKC", spelling).casefold() for spelling in spellings]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +98,6 @@ class Tagger:
     def __init__(self, tags: Sequence[TagConfig]) -> None:
         self.tags = tuple(tags)
         self.fingerprint = _fingerprint(self.tags)
-        self._automaton = ahocorasick.Automaton()
         entries: dict[str, list[_Alias]] = {}
         for index, tag in enumerate(self.tags):
             for weak, table in ((False, tag.aliases), (True, tag.demonyms)):
@@ -90,13 +106,13 @@ class Tagger:
                         key = normalise(alias.rstrip("*").strip())
                         if not key:
                             continue
-                        entry = _Alias(index, key, alias.endswith("*"), weak, language == "en")
-                        entries.setdefault(key, []).append(entry)
-        for key, aliases in entries.items():
-            self._automaton.add_word(key, tuple(aliases))
-        if entries:
-            self._automaton.make_automaton()
-        self._empty = not entries
+                        for spelling in dict.fromkeys(_spellings(key)):
+                            entry = _Alias(index, spelling, alias.endswith("*"), weak, language == "en")
+                            entries.setdefault(spelling, []).append(entry)
+        self._keys = list(entries)
+        self._aliases = [tuple(entries[key]) for key in self._keys]
+        # Overlapping matches: a longer alias rejected at a word boundary must not hide a shorter one.
+        self._automaton = ahocorasick_rs.AhoCorasick(self._keys) if self._keys else None
 
     def tag(self, text: str, *, title: str | None = None) -> list[TagMatch]:
         """The watchlist tags of an article (title optional), strongest first."""
@@ -129,16 +145,15 @@ class Tagger:
         return results
 
     def _mentions(self, text: str, *, in_title: bool) -> Iterable[tuple[int, Mention]]:
-        if self._empty or not text:
+        if self._automaton is None or not text:
             return []
         folded, offsets = _fold_with_offsets(text)
         candidates: list[tuple[int, int, _Alias, bool]] = []
-        for end_index, aliases in self._automaton.iter(folded):
-            for alias in aliases:
-                start = end_index - len(alias.key) + 1
-                if start > 0 and _is_word_char(folded[start - 1]):
-                    continue
-                end = _word_end(folded, end_index + 1, alias)
+        for key_index, start, key_end in self._automaton.find_matches_as_indexes(folded, overlapping=True):
+            if start > 0 and _is_word_char(folded[start - 1]):
+                continue
+            for alias in self._aliases[key_index]:
+                end = _word_end(folded, key_end, alias)
                 if end is None:
                     continue
                 if _FOREIGN_NAME_AFTER.match(folded, end):
@@ -166,31 +181,29 @@ class Tagger:
 
 
 def _is_word_char(char: str) -> bool:
-    return char.isalnum() or char == "'"
+    return char.isalnum() or char in _WORD_APOSTROPHES
 
 
 def _word_end(folded: str, end: int, alias: _Alias) -> int | None:
     """Where the matched word ends, or None when the alias only matched inside a longer word."""
     length = len(folded)
     if alias.stem:
-        while end < length and (
-            folded[end].isalnum() or (folded[end] == "'" and end + 1 < length and folded[end + 1].isalpha())
-        ):
+        while end < length and (folded[end].isalnum() or _inner_apostrophe(folded, end)):
             end += 1
         return end
     if end < length and folded[end].isalnum():
-        if alias.plural and folded.startswith("s", end) and not (end + 1 < length and folded[end + 1].isalnum()):
+        if alias.plural and folded[end] == "s" and not (end + 1 < length and folded[end + 1].isalnum()):
             return end + 1
         return None
-    if alias.plural and folded.startswith("'s", end) and not (end + 2 < length and folded[end + 2].isalnum()):
-        return end + 2
-    if end < length and folded[end] == "'" and end + 1 < length and folded[end + 1].isalnum():
+    if end + 1 < length and folded[end] in _WORD_APOSTROPHES and folded[end + 1].isalnum():
+        if alias.plural and folded[end + 1] == "s" and not (end + 2 < length and folded[end + 2].isalnum()):
+            return end + 2  # possessive: Starlink's
         return None  # inside a word such as an Uzbek O'zbekiston written with another stem
     return end
 
 
 def _inner_apostrophe(folded: str, index: int) -> bool:
-    return folded[index] == "'" and index + 1 < len(folded) and folded[index + 1].isalpha()
+    return folded[index] in _WORD_APOSTROPHES and index + 1 < len(folded) and folded[index + 1].isalpha()
 
 
 def _foreign_people(folded: str, start: int, end: int) -> bool:
@@ -199,14 +212,14 @@ def _foreign_people(folded: str, start: int, end: int) -> bool:
 
 
 def _fold_with_offsets(text: str) -> tuple[str, Callable[[int], int]]:
-    folded = normalise(text)
+    folded = _fold(text)
     if len(folded) == len(text):
         return folded, lambda index: index
     # Rare: a character folded into several (ß -> ss, ﬁ -> fi). Fold char by char to keep offsets.
     pieces: list[str] = []
     starts: list[int] = []
     for position, char in enumerate(text):
-        piece = normalise(char)
+        piece = _fold(char)
         pieces.append(piece)
         starts.extend([position] * len(piece))
     starts.append(len(text))
