@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -33,6 +36,13 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # A slow body: `chunk` bytes at a time, `trickle` seconds apart.
+    trickle: float = 0.0
+    chunk: int = 1024
+    # Close the connection with a TCP reset instead of answering.
+    reset: bool = False
+    # False: no Content-Length; the body ends when the server closes the connection (HTTP/1.0 style).
+    content_length: bool = True
 
 
 @dataclass
@@ -41,14 +51,24 @@ class SeenRequest:
 
     path: str
     headers: dict[str, str]
+    started: float = 0.0  # time.monotonic() when it arrived
+    status: int | None = None  # what the server answered; None for a reset
 
 
 class FeedServer:
-    """A real HTTP server on 127.0.0.1 that serves routes and records every request."""
+    """A real HTTP server on a loopback address that serves routes and records every request.
 
-    def __init__(self) -> None:
+    Besides fixed routes it plays back per-path sequences of answers (500, then 200), resets connections,
+    trickles bodies, answers conditional requests (If-None-Match, else If-Modified-Since: RFC 9110 13.1.3)
+    and keeps the most requests it ever had in flight at once, for politeness tests.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
+        self.sequences: dict[str, list[Route]] = {}
         self.requests: list[SeenRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -56,35 +76,104 @@ class FeedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                seen = SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
                 with server._lock:
-                    server.requests.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
-                    route = server.routes.get(self.path.split("?")[0])
+                    server.requests.append(seen)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    route = server._route(self.path.split("?")[0])
+                self._done = False
+                try:
+                    self._answer(route, seen)
+                except OSError:  # the client gave up (a timeout or a size cap): nothing left to answer
+                    self.close_connection = True
+                finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # Called before the last bytes go out, so a client can never start its next request
+                # while this one still counts as in flight.
+                if not self._done:
+                    self._done = True
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self, route: Route | None, seen: SeenRequest) -> None:
                 if route is None:
+                    seen.status = 404
+                    self._leave()
                     self.send_error(404)
                     return
                 if route.delay:
                     time.sleep(route.delay)
-                etag = route.headers.get("ETag")
-                if etag and self.headers.get("If-None-Match") == etag:
+                if route.reset:
+                    self._leave()
+                    self.close_connection = True
+                    # SO_LINGER 0: close() sends RST, not FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.shutdown(socket.SHUT_RD)
+                    os.close(self.connection.detach())
+                    return
+                if self._not_modified(route):
+                    seen.status = 304
+                    self._leave()
+                    # No validators repeated (RFC 9110 15.4.5 wants the ETag, some servers omit it): the
+                    # client must keep the ones it stored.
                     self.send_response(304)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                seen.status = route.status
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(route.body)))
+                if route.content_length:
+                    self.send_header("Content-Length", str(len(route.body)))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                if not route.trickle:
+                    self._leave()
                 self.end_headers()
-                self.wfile.write(route.body)
+                if not route.trickle:
+                    self.wfile.write(route.body)
+                    return
+                for start in range(0, len(route.body), route.chunk):
+                    if start + route.chunk >= len(route.body):
+                        self._leave()
+                    self.wfile.write(route.body[start : start + route.chunk])
+                    time.sleep(route.trickle)
+
+            def _not_modified(self, route: Route) -> bool:
+                etag = route.headers.get("ETag")
+                if_none_match = self.headers.get("If-None-Match")
+                if if_none_match is not None:
+                    return etag is not None and etag in (tag.strip() for tag in if_none_match.split(","))
+                last_modified = route.headers.get("Last-Modified")
+                if_modified_since = self.headers.get("If-Modified-Since")
+                if not (last_modified and if_modified_since):
+                    return False
+                try:
+                    return parsedate_to_datetime(if_modified_since) >= parsedate_to_datetime(last_modified)
+                except (TypeError, ValueError):
+                    return False
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.host = host
+        self.base = f"http://{host}:{self._server.server_address[1]}"
+        # A short poll interval: close() waits for it, and every test closes a server.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
+
+    def _route(self, path: str) -> Route | None:
+        queue = self.sequences.get(path)
+        if queue:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+        return self.routes.get(path)
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on this server."""
@@ -95,19 +184,45 @@ class FeedServer:
         path: str,
         body: bytes | str,
         *,
-        content_type: str = "text/html; charset=utf-8",
+        content_type: str | None = "text/html; charset=utf-8",
         **kwargs: object,
     ) -> str:
-        """Serve body at path; return its URL."""
+        """Serve body at path (content_type None: send no Content-Type); return its URL."""
         data = body.encode() if isinstance(body, str) else body
-        headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        extra: dict[str, str] = kwargs.pop("headers", {})  # type: ignore[assignment]
+        headers = {"Content-Type": content_type, **extra} if content_type is not None else dict(extra)
         self.routes[path] = Route(data, headers=headers, **kwargs)  # type: ignore[arg-type]
+        return self.url(path)
+
+    def add_sequence(self, path: str, *answers: Route) -> str:
+        """Answer requests for path with answers in turn, the last one from then on; return its URL."""
+        self.sequences[path] = list(answers)
+        return self.url(path)
+
+    def add_redirect(self, path: str, location: str, *, status: int = 301) -> str:
+        """Redirect path to location; return the URL of path."""
+        self.routes[path] = Route(status=status, headers={"Location": location})
+        return self.url(path)
+
+    def add_reset(self, path: str) -> str:
+        """Reset the connection, without answering, whenever path is requested; return its URL."""
+        self.routes[path] = Route(reset=True)
         return self.url(path)
 
     def hits(self, path: str) -> int:
         """How many times path was requested."""
         with self._lock:
             return sum(1 for r in self.requests if r.path == path)
+
+    def seen(self, path: str) -> list[SeenRequest]:
+        """The requests for path, in order of arrival."""
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def starts(self, prefix: str = "/") -> list[float]:
+        """Arrival times (time.monotonic()) of the requests whose path starts with prefix."""
+        with self._lock:
+            return [r.started for r in self.requests if r.path.startswith(prefix)]
 
     def close(self) -> None:
         """Stop serving."""

@@ -105,8 +105,8 @@ class FeedConfig(BaseModel):
     @field_validator("interval", "max_interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> Any:
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            interval = parse_duration(value)
+        if isinstance(value, str | int | timedelta) and not isinstance(value, bool):
+            interval = value if isinstance(value, timedelta) else parse_duration(value)
             if interval < timedelta(minutes=1):
                 raise ValueError("must be at least 1m; outlets block clients that poll faster")
             return interval

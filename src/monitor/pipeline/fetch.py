@@ -144,6 +144,8 @@ class Fetcher:
         if not is_http_url(url):
             return FetchResult(url, FetchOutcome.REFUSED, error="only http(s) URLs are fetched")
         rules = await self._robots_rules(url)
+        if isinstance(rules, FetchResult):
+            return replace(rules, url=url)  # the site itself is refused: say why, not "robots.txt"
         if not rules.allows(url, self.user_agent):
             reason = "robots.txt could not be read (RFC 9309: assume disallowed)" if rules.disallow_all else None
             return FetchResult(url, FetchOutcome.REFUSED, error=reason or "disallowed by robots.txt")
@@ -153,7 +155,8 @@ class Fetcher:
             gate.delay = max(gate.delay, delay)
         return await self._with_retries(url, {"Accept": PAGE_ACCEPT}, self.limits.page_max_bytes)
 
-    async def _robots_rules(self, url: str) -> RobotsRules:
+    async def _robots_rules(self, url: str) -> RobotsRules | FetchResult:
+        """The site's robots.txt rules, or the refusal when the site's address may not be contacted."""
         cached = self.robots.get(url)
         if cached is not None:
             return cached
@@ -163,6 +166,8 @@ class Fetcher:
             if cached is not None:
                 return cached
             result = await self._attempt(key, {"Accept": "text/plain"}, ROBOTS_MAX_BYTES)
+            if result.outcome is FetchOutcome.REFUSED:
+                return result
             status = result.status if result.outcome in (FetchOutcome.OK, FetchOutcome.HARD_ERROR) else None
             if result.outcome is FetchOutcome.HARD_ERROR and result.status is None:
                 status = 404  # an oversized or redirect-looping robots.txt: treat as absent
@@ -205,12 +210,14 @@ class Fetcher:
         """One try: follow redirects by hand, checking every hop."""
         started = time.monotonic()
         current, seen, permanent = url, {url}, True
+        spent = 0.0  # network time of the earlier hops: total_timeout bounds the whole chain
         for _hop in range(self.limits.max_redirects + 1):
             if not is_http_url(current):
                 return _failure(current, FetchOutcome.REFUSED, "only http(s) URLs are fetched", started)
             async with self._gate(current).slot(), self._global:
+                hop_started = time.monotonic()
                 try:
-                    async with asyncio.timeout(self.limits.total_timeout):
+                    async with asyncio.timeout(max(self.limits.total_timeout - spent, 0.001)):
                         response = await self._client.send(
                             self._client.build_request("GET", current, headers=headers), stream=True
                         )
@@ -223,6 +230,7 @@ class Fetcher:
                                     return _failure(current, FetchOutcome.HARD_ERROR, "redirect loop", started)
                                 seen.add(target)
                                 current = target
+                                spent += time.monotonic() - hop_started
                                 continue
                             result = await self._complete(response, max_bytes, started)
                         finally:
@@ -279,9 +287,9 @@ async def _read_body(response: httpx.Response, max_bytes: int) -> tuple[bytes, s
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity") and declared and declared.isdigit() and int(declared) > max_bytes:
         return b"", too_large
-    decoder = _Decoder(encoding)
     body = bytearray()
     try:
+        decoder = _Decoder(encoding)
         async for chunk in response.aiter_raw():
             body += decoder.feed(chunk, max_bytes + 1 - len(body))
             if len(body) > max_bytes:
@@ -354,7 +362,9 @@ def _failure(url: str, outcome: FetchOutcome, error: str, started: float) -> Fet
 
 
 def _describe(exc: httpx.TransportError) -> str:
-    detail = str(exc).strip() or type(exc).__name__
+    detail = str(exc).strip()
+    if not detail or detail == type(exc).__name__:
+        detail = "the connection was closed or reset by the server"
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect: {detail}"
     return f"{type(exc).__name__}: {detail}"

@@ -24,10 +24,12 @@ def interval_from_rate(
     dates = [d for d in published if d is not None]
     if not dates:
         return minimum  # no dates to learn from: poll as configured
-    recent = [d for d in dates if now - WINDOW <= d <= now + timedelta(hours=1)]
+    recent = sorted(d for d in dates if now - WINDOW <= d <= now + timedelta(hours=1))
     if not recent:
         return maximum
-    gap = WINDOW / len(recent)
+    # The average gap between the recent items; a feed that only carries its last few items is as busy as
+    # their spacing says, not as the week divided by their number.
+    gap = (recent[-1] - recent[0]) / (len(recent) - 1) if len(recent) > 1 else WINDOW
     return min(max(gap / POLLS_PER_ITEM, minimum), maximum)
 
 
