@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -165,21 +165,7 @@ def load_tags(config_dir: Path) -> list[TagConfig]:
     data = _read_yaml(path, required=True)
     if not isinstance(data, dict) or set(data) != {"tags"} or not isinstance(data["tags"], list):
         raise ConfigError(f"{path}: must be a mapping with a 'tags' list")
-    tags: list[TagConfig] = []
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(data["tags"]):
-        where = _entry_label(path, "tags", index, raw, name_key="id")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: must be a mapping with id, kind, name and aliases")
-        try:
-            tag = TagConfig.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(_validation_line(where, exc)) from None
-        if tag.id in seen:
-            raise ConfigError(f"{where}: id: duplicate of tags[{seen[tag.id]}]")
-        seen[tag.id] = index
-        tags.append(tag)
-    return tags
+    return _validated(path, "tags", data["tags"], TagConfig, key="id", needs="id, kind, name and aliases")
 
 
 class Settings(BaseSettings):
@@ -231,21 +217,32 @@ def load_feeds(config_dir: Path) -> list[FeedConfig]:
     raw_feeds = data["feeds"]
     if not isinstance(raw_feeds, list):
         raise ConfigError(f"{path}: feeds: must be a list of feeds")
-    feeds: list[FeedConfig] = []
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_feeds):
-        where = _entry_label(path, "feeds", index, raw)
+    return _validated(path, "feeds", raw_feeds, FeedConfig, key="name", needs="at least name and url")
+
+
+Entry = TypeVar("Entry", bound=BaseModel)
+
+
+def _validated(
+    path: Path, section: str, raw_entries: list[Any], model: type[Entry], *, key: str, needs: str
+) -> list[Entry]:
+    """Validate each entry of a config list; the first problem becomes one ConfigError line."""
+    entries: list[Entry] = []
+    seen: dict[object, int] = {}
+    for index, raw in enumerate(raw_entries):
+        where = _entry_label(path, section, index, raw, name_key=key)
         if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: must be a mapping with at least name and url")
+            raise ConfigError(f"{where}: must be a mapping with {needs}")
         try:
-            feed = FeedConfig.model_validate(raw)
+            entry = model.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(_validation_line(where, exc)) from None
-        if feed.name in seen:
-            raise ConfigError(f"{where}: name: duplicate of feeds[{seen[feed.name]}]")
-        seen[feed.name] = index
-        feeds.append(feed)
-    return feeds
+        identity = getattr(entry, key)
+        if identity in seen:
+            raise ConfigError(f"{where}: {key}: duplicate of {section}[{seen[identity]}]")
+        seen[identity] = index
+        entries.append(entry)
+    return entries
 
 
 def _read_yaml(path: Path, *, required: bool) -> Any:

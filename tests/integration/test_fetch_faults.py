@@ -6,14 +6,13 @@ and that the server saw no more requests than allowed.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import re
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from importlib.resources import files
@@ -25,25 +24,18 @@ from sqlalchemy import select
 
 from conftest import PAGES, FeedServer, Route, run_cli, write_feeds
 from feedbuilders import rss2
-from monitor.model import FeedSummary, FetchOutcome
+from monitor.model import FetchOutcome
 from monitor.pipeline import refresh
 from monitor.pipeline.extract import Extractor
-from monitor.pipeline.fetch import Fetcher, FetchLimits
+from monitor.pipeline.fetch import FetchLimits
 from monitor.pipeline.guard import AddressPolicy
 from monitor.pipeline.parse import parse_feed
-from monitor.pipeline.refresh import poll_feeds
-from monitor.settings import FeedConfig
 from monitor.store.db import Database, open_database, upgrade
-from monitor.store.schema import Article, Base, FetchLog, FetchState, Source
+from monitor.store.schema import Article, Base, FetchLog, Source
+from pollkit import FAST, RSS, Poll, feed, make_poll, state
 
-USER_AGENT = "monitor-tests/1.0 (fault injection; desk@example.org)"
 # No politeness delay and near-instant retry backoff: the faults, not the waiting, are under test.
-FAST = FetchLimits(retry_base=0.01, host_delay=0)
-LOOPBACK = AddressPolicy(allow_private=True)
-RSS = "application/rss+xml"
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-Poll = Callable[..., list[FeedSummary]]
 
 
 @pytest.fixture(scope="module")
@@ -97,28 +89,7 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def poll(database: Database, extractor: Extractor) -> Poll:
     """Run one poll pass over the given feeds, due or not, with a fresh Fetcher like `monitor poll` does."""
-
-    def run(*feeds: FeedConfig, limits: FetchLimits = FAST, policy: AddressPolicy = LOOPBACK) -> list[FeedSummary]:
-        async def one_pass() -> list[FeedSummary]:
-            async with Fetcher(user_agent=USER_AGENT, policy=policy, limits=limits) as fetcher:
-                return await poll_feeds(
-                    database, feeds=list(feeds), fetcher=fetcher, extractor=extractor, include_all=True
-                )
-
-        return asyncio.run(one_pass())
-
-    return run
-
-
-def feed(name: str, url: str, **options: object) -> FeedConfig:
-    return FeedConfig.model_validate({"name": name, "url": url, "interval": "15m", **options})
-
-
-def state(database: Database, name: str) -> FetchState:
-    with database.session() as session:
-        return session.scalars(
-            select(FetchState).join(Source, Source.id == FetchState.source_id).where(Source.name == name)
-        ).one()
+    return make_poll(database, extractor)
 
 
 def fetch_log(database: Database, name: str) -> list[FetchLog]:

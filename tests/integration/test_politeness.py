@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,20 +15,13 @@ from sqlalchemy import select
 
 from conftest import PAGES, FeedServer, Route
 from feedbuilders import rss2
-from monitor.model import FeedSummary, FetchOutcome, FetchResult
+from monitor.model import FetchOutcome, FetchResult
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher, FetchLimits
-from monitor.pipeline.guard import AddressPolicy
-from monitor.pipeline.refresh import poll_feeds
-from monitor.settings import FeedConfig
 from monitor.store.db import Database, open_database
-from monitor.store.schema import Article, FetchState, Source
+from monitor.store.schema import Article
+from pollkit import LOOPBACK, RSS, USER_AGENT, Poll, feed, make_poll, state
 
-USER_AGENT = "monitor-tests/1.0 (politeness; desk@example.org)"
-LOOPBACK = AddressPolicy(allow_private=True)
-FAST = FetchLimits(retry_base=0.01, host_delay=0)
-RSS = "application/rss+xml"
-Poll = Callable[..., list[FeedSummary]]
 ARTICLE = "<html><head><title>Story</title></head><body><article><p>A story from Bishkek.</p></article></body></html>"
 
 
@@ -111,28 +104,7 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def poll(database: Database, extractor: Extractor) -> Poll:
     """Run one poll pass over the given feeds, due or not, with a fresh Fetcher like `monitor poll` does."""
-
-    def run(*feeds: FeedConfig, limits: FetchLimits = FAST) -> list[FeedSummary]:
-        async def one_pass() -> list[FeedSummary]:
-            async with Fetcher(user_agent=USER_AGENT, policy=LOOPBACK, limits=limits) as fetcher:
-                return await poll_feeds(
-                    database, feeds=list(feeds), fetcher=fetcher, extractor=extractor, include_all=True
-                )
-
-        return asyncio.run(one_pass())
-
-    return run
-
-
-def feed(name: str, url: str, **options: object) -> FeedConfig:
-    return FeedConfig.model_validate({"name": name, "url": url, "interval": "15m", **options})
-
-
-def state(database: Database, name: str) -> FetchState:
-    with database.session() as session:
-        return session.scalars(
-            select(FetchState).join(Source, Source.id == FetchState.source_id).where(Source.name == name)
-        ).one()
+    return make_poll(database, extractor)
 
 
 def next_poll_after(database: Database, name: str) -> timedelta:
