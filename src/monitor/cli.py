@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.errors import MonitorError
@@ -101,6 +102,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MonitorError as exc:
             raise _UserError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            logging.getLogger(__name__).debug("database error", exc_info=True)
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise _UserError(f"database error: {detail[0] if detail else type(exc).__name__}") from None
 
 
 def _tagger(settings: Settings) -> Tagger:

@@ -54,11 +54,11 @@ class FeedConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    url: str
-    title: str | None = None
+    name: str = Field(max_length=100)
+    url: str = Field(max_length=2048)
+    title: str | None = Field(default=None, max_length=300)
     kind: Literal["rss", "atom", "sitemap"] = "rss"
-    language: str | None = None
+    language: str | None = Field(default=None, max_length=20)
     countries: tuple[str, ...] = ()
     interval: timedelta = Field(default=timedelta(minutes=15))
     max_interval: timedelta = Field(default=timedelta(hours=6))
@@ -126,9 +126,9 @@ class TagConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: str = Field(max_length=64)
     kind: Literal["country", "topic", "region"]
-    name: str
+    name: str = Field(max_length=200)
     aliases: dict[str, tuple[str, ...]]
     demonyms: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 

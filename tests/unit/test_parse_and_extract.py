@@ -68,6 +68,26 @@ def test_malformed_xml_still_yields_entries_with_a_warning() -> None:
     assert feed.warning
 
 
+def test_nul_in_a_guid_never_reaches_the_database() -> None:
+    document = rss2([{"title": "T", "link": "https://x.org/t", "guid": "id&#0;42"}]).replace("&amp;#0;", "&#0;")
+    feed = parse_feed(document.encode(), url="https://x.org/")
+
+    assert feed.entries[0].guid == "id42"
+
+
+def test_one_guid_on_every_item_falls_back_to_the_links() -> None:
+    items = [{"title": f"T{n}", "link": f"https://x.org/{n}", "guid": "https://x.org/"} for n in range(3)]
+
+    feed = parse_feed(rss2(items).encode(), url="https://x.org/feed")
+
+    assert [e.guid for e in feed.entries] == ["https://x.org/0", "https://x.org/1", "https://x.org/2"]
+
+
+def test_html_page_without_feed_links_says_so() -> None:
+    with pytest.raises(NotAFeedError, match="an HTML page, and it links to no feed"):
+        parse_feed(b"<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>", url="https://x.org/")
+
+
 def test_html_page_is_not_a_feed() -> None:
     with pytest.raises(NotAFeedError, match="not an RSS or Atom feed"):
         parse_feed(b"<!doctype html><html><body><p>Home</p></body></html>", url="https://x.org/")

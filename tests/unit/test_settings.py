@@ -85,6 +85,10 @@ def test_valid_feeds_get_defaults(tmp_path: Path) -> None:
             "feeds[2] (x): enabled: Input should be a valid boolean, unable to interpret input",
         ),
         ("  - just a string\n", "feeds[2]: must be a mapping with at least name and url"),
+        (
+            f"  - name: x\n    url: https://x.org/feed\n    title: {'T' * 301}\n",
+            "feeds[2] (x): title: String should have at most 300 characters",
+        ),
     ],
 )
 def test_bad_entry_names_file_entry_and_field(tmp_path: Path, entry: str, message: str) -> None:

@@ -70,6 +70,9 @@ def test_precision_and_recall_per_tag_on_the_labelled_sets(tagger: Tagger, name:
         ("Starlink terminals reached Iranian protesters.", {"starlink"}),
         ("C5+1 ministers met; Центральная Азия ждёт инвестиций.", {"central-asia"}),
         ("The posh hotel in Oshkosh and Mary's garden.", set()),
+        ("OSH regulations were updated; Uzbek osh is cooked in a kazan.", {"UZ"}),
+        ("Flights from Osh resumed.", {"KG"}),
+        ("Tu\u0308rkmenistan and Тоҷикистон in decomposed form", {"TM", "TJ"}),
     ],
 )
 def test_matches_inflections_and_avoids_traps(tagger: Tagger, text: str, expected: set[str]) -> None:

@@ -328,6 +328,12 @@ class _Decoder:
         source = self._pending + data
         output = self._zlib.decompress(source, max(limit, 1))
         self._pending = self._zlib.unconsumed_tail
+        if self._zlib.eof and self._zlib.unused_data and self.encoding != "deflate":
+            # RFC 1952 2.2: a gzip body may hold several members, one after the other.
+            rest = self._zlib.unused_data
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._pending = b""
+            output += self.feed(rest, max(limit - len(output), 1))
         return output
 
 

@@ -50,16 +50,34 @@ class AddressPolicy:
 
     def refusal(self, address: IPAddress) -> str | None:
         """Why address is refused, or None when it may be used."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         if self.allow_private or any(address in network for network in self.allowed_networks):
             return None
+        for embedded in _embedded_ipv4(address):
+            reason = self.refusal(embedded)
+            if reason is not None:
+                return f"{reason} inside {address}"
         if address.is_multicast:
             return "a multicast address"
         # is_global, not is_private: 100.64.0.0/10 (carrier-grade NAT) is neither, and must be refused too.
         if not address.is_global:
             return f"a {_kind(address)} address"
         return None
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
 
 
 def _kind(address: IPAddress) -> str:

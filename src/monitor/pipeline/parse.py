@@ -8,7 +8,7 @@ import hashlib
 import io
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -45,6 +45,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         found = discover_feeds(body, base_url=url)
         if found:
             raise NotAFeedError(f"not an RSS or Atom feed but an HTML page; it links to the feeds {', '.join(found)}")
+        if b"<html" in body[:2048].lower() or b"<!doctype html" in body[:2048].lower():
+            raise NotAFeedError("not an RSS or Atom feed but an HTML page, and it links to no feed")
         problem = parsed.get("bozo_exception")
         detail = f": {_one_line(problem)}" if problem else ""
         raise NotAFeedError(f"not an RSS or Atom feed{detail}")
@@ -52,11 +54,18 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     entries: list[ParsedEntry] = []
     seen: set[str] = set()
     dropped = 0
-    for raw in parsed.entries:
-        entry = _entry(raw, base_url=url)
+    parsed_entries = [_entry(raw, base_url=url) for raw in parsed.entries]
+    links_per_guid: dict[str, set[str]] = {}
+    for candidate in parsed_entries:
+        if candidate is not None:
+            links_per_guid.setdefault(candidate.guid, set()).add(candidate.link)
+    for entry in parsed_entries:
         if entry is None:
             dropped += 1
             continue
+        if len(links_per_guid[entry.guid]) > 1:
+            # Some CMSs give every item the same GUID (often the home page): the link tells them apart.
+            entry = replace(entry, guid=entry.link)
         # Some feeds repeat an item; the first copy wins.
         if entry.guid in seen:
             continue
@@ -146,7 +155,8 @@ def _date(value: time.struct_time | None) -> datetime | None:
 def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    value = value.strip()
+    # NUL is legal in an XML character reference but not in PostgreSQL text, and never means anything.
+    value = value.replace("\x00", "").strip()
     return value or None
 
 

@@ -24,7 +24,8 @@ def interval_from_rate(
     dates = [d for d in published if d is not None]
     if not dates:
         return minimum  # no dates to learn from: poll as configured
-    recent = sorted(d for d in dates if now - WINDOW <= d <= now + timedelta(hours=1))
+    # Items "from the future" are usually local times labelled GMT (UTC+5 outlets): count them as new now.
+    recent = sorted(min(d, now) for d in dates if now - WINDOW <= d)
     if not recent:
         return maximum
     # The average gap between the recent items; a feed that only carries its last few items is as busy as
@@ -49,5 +50,6 @@ def failure_backoff(
     delay = min(minimum * (2 ** min(exponent, 20)), max(BACKOFF_CEILING, minimum))
     delay = timedelta(seconds=delay.total_seconds() * (1 + random.uniform(-jitter, jitter)))
     if retry_after is not None and retry_after > delay:
-        delay = retry_after
+        # A server asking for a year's silence gets at most the backoff ceiling: it may recover sooner.
+        delay = min(retry_after, max(BACKOFF_CEILING, minimum))
     return delay

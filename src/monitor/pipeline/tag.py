@@ -30,6 +30,7 @@ TITLE_WEIGHT = 3.0
 LEAD_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
 LEAD_CHARS = 600
+SHORT_NAME = 4  # aliases this short must be written as a name
 SNIPPET_BEFORE = 90
 SNIPPET_AFTER = 150
 
@@ -175,9 +176,21 @@ class Tagger:
             if trapped or (alias.weak and alias.tag in abroad):
                 continue
             original_start, original_end = offsets(start), offsets(end)
+            if (
+                len(alias.key) <= SHORT_NAME
+                and alias.key.isalpha()
+                and not _looks_like_a_name(text[original_start:original_end])
+            ):
+                continue
             mention = Mention(text[original_start:original_end], original_start, original_end, in_title)
             chosen.append((alias.tag, mention))
         return chosen
+
+
+def _looks_like_a_name(word: str) -> bool:
+    # Short place names (Osh, Ош, Мары) are also common words and acronyms: "OSH regulations", "Uzbek osh".
+    # Written as a name — capital first, not all capitals — they are the place.
+    return word[:1].isupper() and not (len(word) > 1 and word.isupper())
 
 
 def _is_word_char(char: str) -> bool:
@@ -215,13 +228,18 @@ def _fold_with_offsets(text: str) -> tuple[str, Callable[[int], int]]:
     folded = _fold(text)
     if len(folded) == len(text):
         return folded, lambda index: index
-    # Rare: a character folded into several (ß -> ss, ﬁ -> fi). Fold char by char to keep offsets.
+    # Rare: a character folded into several (ß -> ss) or a decomposed letter (u + combining diaeresis)
+    # composed into one. Fold a base character with its combining marks as a unit, to keep offsets.
     pieces: list[str] = []
     starts: list[int] = []
-    for position, char in enumerate(text):
-        piece = _fold(char)
+    cluster_start = 0
+    for position in range(1, len(text) + 1):
+        if position < len(text) and unicodedata.combining(text[position]):
+            continue
+        piece = _fold(text[cluster_start:position])
         pieces.append(piece)
-        starts.extend([position] * len(piece))
+        starts.extend([cluster_start] * len(piece))
+        cluster_start = position
     starts.append(len(text))
     return "".join(pieces), lambda index: starts[min(index, len(starts) - 1)]
 
