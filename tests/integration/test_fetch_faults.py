@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +30,6 @@ from monitor.pipeline import refresh
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import FetchLimits
 from monitor.pipeline.guard import AddressPolicy
-from monitor.pipeline.parse import parse_feed
 from monitor.store.db import Database, open_database, upgrade
 from monitor.store.schema import Article, Base, FetchLog, Source
 from pollkit import FAST, RSS, Poll, feed, make_poll, state
@@ -564,16 +564,24 @@ def test_private_networks_setting_allows_only_the_listed_network_through_the_cli
     assert_refused_and_stored_from_summary(database, outlet, internal)
 
 
-def test_304_after_etag_skips_parsing_and_keeps_validators(
-    server: FeedServer, database: Database, poll: Poll, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def count_feed_parsing(extractor: Extractor, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs of the feeds parsed from now on (parsing runs on the extraction workers)."""
     parsed: list[str] = []
+    call = extractor.call
 
-    def counting_parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> object:
-        parsed.append(url)
-        return parse_feed(body, url=url, content_type=content_type)
+    async def counting_call(function: Any, *args: Any) -> Any:
+        if function is refresh._parse_feed:
+            parsed.append(args[1])
+        return await call(function, *args)
 
-    monkeypatch.setattr(refresh, "parse_feed", counting_parse_feed)
+    monkeypatch.setattr(extractor, "call", counting_call)
+    return parsed
+
+
+def test_304_after_etag_skips_parsing_and_keeps_validators(
+    server: FeedServer, database: Database, poll: Poll, extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = count_feed_parsing(extractor, monkeypatch)
     url = server.add("/etag.xml", rss2(stories(server, 2)), content_type=RSS, headers={"ETag": '"v1"'})
     config = feed("etag", url)
 
@@ -598,15 +606,9 @@ def test_304_after_etag_skips_parsing_and_keeps_validators(
 
 
 def test_304_after_last_modified_skips_parsing_and_keeps_validators(
-    server: FeedServer, database: Database, poll: Poll, monkeypatch: pytest.MonkeyPatch
+    server: FeedServer, database: Database, poll: Poll, extractor: Extractor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parsed: list[str] = []
-
-    def counting_parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> object:
-        parsed.append(url)
-        return parse_feed(body, url=url, content_type=content_type)
-
-    monkeypatch.setattr(refresh, "parse_feed", counting_parse_feed)
+    parsed = count_feed_parsing(extractor, monkeypatch)
     modified = format_datetime(NOW - timedelta(hours=1), usegmt=True)
     url = server.add("/lm.xml", rss2(stories(server, 2)), content_type=RSS, headers={"Last-Modified": modified})
     config = feed("lastmod", url)

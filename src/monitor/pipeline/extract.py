@@ -11,12 +11,12 @@ import asyncio
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import lxml.html
 import trafilatura
@@ -27,6 +27,7 @@ from monitor.model import ExtractedArticle
 from monitor.pipeline.encoding import decode_html
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -96,6 +97,14 @@ class Extractor:
         """Like extract(), without blocking the event loop while the worker runs."""
         with self._failures_as_extraction_errors():
             return await asyncio.wrap_future(self._submit(body, url, content_type))
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run another CPU-heavy, picklable function (feed parsing) in the same workers; its errors pass through."""
+        future = self._ensure_pool().schedule(function, args=args, timeout=self.timeout)
+        try:
+            return await asyncio.wrap_future(future)
+        except FutureTimeout:
+            raise TimeoutError(f"{function.__name__} took longer than {self.timeout:.0f}s") from None
 
     def _submit(self, body: bytes, url: str, content_type: str | None) -> ProcessFuture[ExtractedArticle]:
         return self._ensure_pool().schedule(
