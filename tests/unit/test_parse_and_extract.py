@@ -208,3 +208,9 @@ def test_a_big_sitemap_is_cut_to_the_newest_entries() -> None:
 def test_html_is_not_a_sitemap() -> None:
     with pytest.raises(NotAFeedError, match="not an XML sitemap"):
         parse_sitemap(b"<html><body>hi</body></html>", url="https://x.tm/")
+
+
+def test_summary_text_drops_scripts_and_styles() -> None:
+    fragment = "<p>Talks in <b>Ashgabat</b>.</p><script>track('x')</script><style>p{}</style><p>More.</p>"
+
+    assert html_to_text(fragment) == "Talks in Ashgabat. More."

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
+BLOCK_TAGS = ("p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote")
 
 
 class ExtractionError(Exception):
@@ -64,8 +65,11 @@ def html_to_text(fragment: str) -> str:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (ValueError, lxml.etree.ParserError):
         return " ".join(fragment.split())
-    blocks = [" ".join(text.split()) for text in root.itertext()]
-    return " ".join(block for block in blocks if block)
+    for element in root.xpath(".//script | .//style | .//noscript | .//template"):
+        element.drop_tree()
+    for element in root.iter(*BLOCK_TAGS):
+        element.tail = " " + (element.tail or "")
+    return " ".join(root.text_content().split())
 
 
 class Extractor:

@@ -39,7 +39,10 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     # The bytes are UTF-8 now and say so; an HTTP charset would make feedparser decode them again.
     media_type = (content_type or "").split(";")[0].strip() or "application/xml"
     headers = {"content-location": url, "content-type": media_type}
-    parsed = feedparser.parse(utf8, response_headers=headers, sanitize_html=True)
+    # Only the plain text of a summary is kept (extract.html_to_text drops scripts and styles), so
+    # feedparser's HTML sanitising and relative-URI rewriting of every description would be wasted: they
+    # cost half of the parsing time of a 30-item feed.
+    parsed = feedparser.parse(utf8, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     version = parsed.get("version") or ""
     if not version and not parsed.entries:
         found = discover_feeds(body, base_url=url)
