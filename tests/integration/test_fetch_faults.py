@@ -679,17 +679,31 @@ def test_entries_without_link_date_or_title_are_handled(server: FeedServer, data
     assert [(e.outcome, e.new_items) for e in fetch_log(database, "odd")] == [("ok", 3)]
 
 
-def test_duplicate_guids_in_one_feed_are_stored_once(server: FeedServer, database: Database, poll: Poll) -> None:
-    items = stories(server, 3)
-    items[1]["guid"] = items[0]["guid"]
+def test_a_repeated_item_is_stored_once(server: FeedServer, database: Database, poll: Poll) -> None:
+    items = stories(server, 2)
+    items.append(dict(items[0]))
     url = server.add("/repeats.xml", rss2(items), content_type=RSS)
 
     (summary,) = poll(feed("repeats", url))
 
     assert (summary.outcome, summary.new) == (FetchOutcome.OK, 2)
-    assert [(a.guid, a.title) for a in articles(database)] == [("story-1", "Headline 1"), ("story-3", "Headline 3")]
-    assert server.hits("/story/2.html") == 0
+    assert sorted(a.guid for a in articles(database)) == ["story-1", "story-2"]
+    assert server.hits("/story/1.html") == 1
     assert [(e.outcome, e.new_items) for e in fetch_log(database, "repeats")] == [("ok", 2)]
+
+
+def test_one_guid_on_different_links_keeps_every_story(server: FeedServer, database: Database, poll: Poll) -> None:
+    # Some CMSs put the same GUID (often the home page) on every item: the links tell the stories apart.
+    items = stories(server, 3)
+    for item in items:
+        item["guid"] = "https://outlet.example/"
+    url = server.add("/same-guid.xml", rss2(items), content_type=RSS)
+
+    (summary,) = poll(feed("same-guid", url))
+    (again,) = poll(feed("same-guid", url))
+
+    assert (summary.new, again.new, again.skipped) == (3, 0, 3)
+    assert sorted(a.title for a in articles(database)) == ["Headline 1", "Headline 2", "Headline 3"]
 
 
 def test_relative_links_resolve_against_the_feed_url(server: FeedServer, database: Database, poll: Poll) -> None:
