@@ -63,7 +63,7 @@ class FetchLimits:
 
 
 class _HostGate:
-    """At most `concurrency` requests to one host, their starts at least `delay` apart."""
+    """At most `concurrency` requests to one host; each starts `delay` after the previous start and end."""
 
     def __init__(self, concurrency: int, delay: float) -> None:
         self.delay = delay
@@ -80,7 +80,11 @@ class _HostGate:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 self._next_start = loop.time() + self.delay
-            yield
+            try:
+                yield
+            finally:
+                # Also `delay` after this request ends: a slow answer must not let the next one follow at once.
+                self._next_start = max(self._next_start, loop.time() + self.delay)
 
 
 class Fetcher:
