@@ -604,6 +604,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its table; the exit status says whether the targets were met."""
     args = parse_args(argv)
+    revision = source_revision()  # before src/ can change under a run that lasts minutes
     workdir = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     logging.basicConfig(level=args.log_level.upper(), filename=workdir / "poll.log", format=LOG_FORMAT, force=True)
     for noisy in ("httpx", "httpcore"):
@@ -623,7 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{backend}; {args.feeds} feeds on {args.feeds} loopback hosts, {args.items} items each "
                     f"({len(sample) / 1024:.1f} KiB, {len(gzip.compress(sample)) / 1024:.1f} KiB gzipped); "
-                    f"seeded {args.feeds * args.items} articles in {seeded:.1f} s; code at {source_revision()}",
+                    f"seeded {args.feeds * args.items} articles in {seeded:.1f} s; code at {revision}",
                     flush=True,
                 )
                 with Extractor() as extractor:
