@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.errors import MonitorError
+from monitor.output import FORMATS
 from monitor.settings import Settings, load_feeds, load_settings, load_tags, parse_duration
 
 if TYPE_CHECKING:
@@ -389,7 +390,7 @@ def feeds_check(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
 )

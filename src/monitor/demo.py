@@ -25,8 +25,6 @@ from monitor.store.db import Database, open_database
 from monitor.store.search import ArticleQuery, search_articles
 
 DEMO = files("monitor") / "data" / "demo"
-# A folder without tags.yaml: the packaged watchlist is used.
-DEMO_TAGS_FALLBACK = Path(__file__).with_name("data") / "demo"
 CONTENT_TYPES = {".xml": "application/xml", ".html": "text/html; charset=utf-8"}
 
 
@@ -68,12 +66,12 @@ def serve_demo_site() -> Iterator[str]:
 
 
 async def _poll_twice(
-    database: Database, feeds: list[FeedConfig], extractor: Extractor
+    database: Database, feeds: list[FeedConfig], extractor: Extractor, config_dir: Path
 ) -> tuple[list[FeedSummary], list[FeedSummary]]:
     # The demo site is on loopback, which the fetcher refuses unless told otherwise; allow exactly it.
     policy = AddressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
     async with Fetcher(policy=policy, limits=FetchLimits(host_delay=0.0, per_host=4)) as fetcher:
-        tagger = Tagger(load_tags(DEMO_TAGS_FALLBACK))
+        tagger = Tagger(load_tags(config_dir))  # the demo folder has no tags.yaml: the packaged watchlist
         first = await poll_feeds(
             database, feeds=feeds, fetcher=fetcher, extractor=extractor, tagger=tagger, include_all=True
         )
@@ -97,7 +95,7 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
         database = open_database(database_url)
         try:
             with Extractor() as extractor:
-                first, again = asyncio.run(_poll_twice(database, feeds, extractor))
+                first, again = asyncio.run(_poll_twice(database, feeds, extractor, config_dir))
             echo("\nFirst poll:\n" + render_summaries(first))
             echo("Second poll (nothing new, nothing fetched twice):\n" + render_summaries(again))
             with database.session() as session:

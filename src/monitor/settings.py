@@ -118,9 +118,6 @@ class FeedConfig(BaseModel):
         return self.title or self.name
 
 
-TAG_KINDS = ("country", "topic", "region")
-
-
 class TagConfig(BaseModel):
     """One watchlist entry from tags.yaml."""
 
