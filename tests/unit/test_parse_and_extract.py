@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
-from monitor.model import ParsedFeed
+from monitor.model import ExtractedArticle, ParsedFeed
 from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
 from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
@@ -123,21 +124,25 @@ def test_extract_rejects_a_page_without_article_text() -> None:
         extract_article(b"<html><head><title>Login</title></head><body><script>app()</script></body></html>")
 
 
+def _extract(extractor: Extractor, body: bytes, *, url: str) -> ExtractedArticle:
+    return asyncio.run(extractor.extract_async(body, url=url))
+
+
 def test_extractor_pool_returns_results_and_errors() -> None:
     with Extractor(workers=1, timeout=60) as extractor:
-        article = extractor.extract((PAGES / "aclu.org-grades.html").read_bytes(), url="https://aclu.org/x")
+        article = _extract(extractor, (PAGES / "aclu.org-grades.html").read_bytes(), url="https://aclu.org/x")
         assert "grades" in article.text
         with pytest.raises(ExtractionError):
-            extractor.extract(b"", url="https://x.org/empty")
+            _extract(extractor, b"", url="https://x.org/empty")
 
 
 def test_a_page_that_overruns_its_time_is_abandoned_and_the_pool_goes_on() -> None:
     page = (PAGES / "bbc.com.52241221.html").read_bytes()
     with Extractor(workers=1, timeout=0.05) as extractor:
         with pytest.raises(ExtractionError, match="took longer than"):
-            extractor.extract(page * 20, url="https://x.org/huge")
+            _extract(extractor, page * 20, url="https://x.org/huge")
         extractor.timeout = 60
-        assert "Hart Island" in extractor.extract(page, url="https://x.org/ok").text
+        assert "Hart Island" in _extract(extractor, page, url="https://x.org/ok").text
 
 
 def test_summary_html_becomes_plain_text() -> None:

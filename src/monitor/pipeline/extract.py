@@ -91,14 +91,8 @@ class Extractor:
     ) -> None:
         self.close()
 
-    def extract(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
-        """Extract one page in a worker; raise ExtractionError on failure, timeout or crash."""
-        with self._failures_as_extraction_errors():
-            article: ExtractedArticle = self._submit(body, url, content_type).result()
-            return article
-
     async def extract_async(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
-        """Like extract(), without blocking the event loop while the worker runs."""
+        """Extract one page in a worker; raise ExtractionError on failure, timeout or crash."""
         with self._failures_as_extraction_errors():
             return await asyncio.wrap_future(self._submit(body, url, content_type))
 
