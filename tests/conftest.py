@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
+from monitor.pipeline.extract import Extractor
+from monitor.store.db import Database, open_database
 
 DATA = Path(__file__).parent / "data"
 PAGES = DATA / "pages"
@@ -297,6 +299,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("MONITOR_ALLOW_PRIVATE_NETWORKS", "1")
     monkeypatch.setenv("MONITOR_HOST_DELAY", "0")
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Iterator[Extractor]:
+    """One extraction pool per module: starting workers costs more than most tests."""
+    with Extractor(workers=1) as instance:
+        yield instance
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """An open Database on database_url (SQLite or PostgreSQL), disposed after the test."""
+    instance = open_database(database_url)
+    yield instance
+    instance.dispose()
 
 
 def write_feeds(config_dir: Path, feeds: list[dict[str, object]]) -> Path:

@@ -39,13 +39,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
-def extractor() -> Iterator[Extractor]:
-    """One extraction pool for the module: starting workers costs more than most tests."""
-    with Extractor(workers=1) as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
 def migrated_postgres(postgres_admin: sa.Engine) -> Iterator[str]:
     """One migrated PostgreSQL database for the module."""
     name = f"monitor_test_{uuid.uuid4().hex[:12]}"
@@ -77,13 +70,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     finally:
         engine.dispose()
     return url
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    instance = open_database(database_url)
-    yield instance
-    instance.dispose()
 
 
 @pytest.fixture

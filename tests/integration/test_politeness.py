@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from feedbuilders import rss2
 from monitor.model import FetchOutcome, FetchResult
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher, FetchLimits
-from monitor.store.db import Database, open_database
+from monitor.store.db import Database
 from monitor.store.schema import Article
 from pollkit import LOOPBACK, RSS, USER_AGENT, Poll, feed, make_poll, state
 
@@ -85,20 +84,6 @@ def test_different_hosts_are_not_serialised_behind_each_other(server: FeedServer
         assert elapsed < 1.25
     finally:
         other.close()
-
-
-@pytest.fixture(scope="module")
-def extractor() -> Iterator[Extractor]:
-    """One extraction pool for the module: starting workers costs more than most tests."""
-    with Extractor(workers=1) as instance:
-        yield instance
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    instance = open_database(database_url)
-    yield instance
-    instance.dispose()
 
 
 @pytest.fixture
