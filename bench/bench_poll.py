@@ -324,7 +324,7 @@ def seed(database: Database, *, configs: Sequence[FeedConfig], port: int, items:
                     language="ru" if index % 2 else "en",
                     extraction=Extraction.FEED_SUMMARY,
                 )
-                if repository.add_article(session, draft=draft) is None:
+                if repository.add_article(session, draft=draft)[1] is None:
                     raise BenchError(f"seeding stored {link} twice")
             repository.record_fetch(
                 session,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 
@@ -124,6 +124,31 @@ class TagMatch:
     snippet: str
 
 
+# An article needs this many distinct content terms to be compared with others: a scrap matches anything.
+MIN_STORY_TERMS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class StoryFeatures:
+    """An article as the story matcher sees it: a unit vector of weighted terms and its index keys."""
+
+    vector: dict[str, float] = field(hash=False)
+    keys: tuple[int, ...] = ()
+
+    @property
+    def comparable(self) -> bool:
+        """Enough content to be compared with others."""
+        return len(self.vector) >= MIN_STORY_TERMS
+
+
+class Stored(enum.StrEnum):
+    """What storing a draft did."""
+
+    NEW = "new"  # a new article, in a new or an existing story
+    COPY = "copy"  # its text is already stored under another URL: linked to that article
+    KNOWN = "known"  # this URL or GUID was already stored (another worker got there first)
+
+
 @dataclass(frozen=True, slots=True)
 class ArticleDraft:
     """An article ready to store."""
@@ -143,6 +168,8 @@ class ArticleDraft:
     extraction_error: str | None = None
     tags: tuple[TagMatch, ...] = ()
     watchlist_version: str | None = None
+    fingerprint: str | None = None
+    features: StoryFeatures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +184,7 @@ class FeedSummary:
     from_summary: int = 0
     error: str | None = None
     note: str | None = None  # worth telling the user even when all went well (a feed that moved)
+    copies: int = 0  # entries whose text was already stored under another URL: linked to that article
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,7 +117,7 @@ def test_poll_stores_every_format_with_page_text(outlets: Path, database_url: st
     assert len(articles) == 6
     salon = articles["Salon chain bans men"]
     assert salon["source"] == "wire"
-    assert salon["canonical_url"] == server.url("/pages/abc13.com-Copperfield.html")
+    assert salon["canonical_url"] == server.url("/pages/abc13.com-Copperfield.html").replace("http:", "https:")
     assert "utm_source" in str(salon["url"])
     # Feed dates in +05:00 are stored and shown in UTC.
     assert salon["published_at"] == "2026-11-20T04:30:00Z"

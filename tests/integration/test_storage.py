@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from conftest import run_cli
 from monitor.errors import StorageError
-from monitor.model import ArticleDraft, Extraction
+from monitor.model import ArticleDraft, Extraction, Stored
 from monitor.settings import FeedConfig
 from monitor.store import repository
 from monitor.store.db import Database, head_revision, open_database
@@ -72,9 +72,10 @@ def test_second_insert_of_an_article_is_ignored(database: Database) -> None:
         same_guid = repository.add_article(session, draft=_draft(a, url="https://x.org/other"))
         same_url = repository.add_article(session, draft=_draft(_source_id(database, "b"), guid="zz"))
 
-    assert first is not None
-    assert same_guid is None
-    assert same_url is None
+    assert first[0] is Stored.NEW
+    assert first[1] is not None
+    assert same_guid == (Stored.KNOWN, None)
+    assert same_url == (Stored.KNOWN, None)
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Article)) == 1
         assert session.scalar(sa.select(sa.func.count()).select_from(sa.table("stories"))) == 1
@@ -102,7 +103,7 @@ def test_unique_constraints_hold_whatever_the_code_does(database: Database) -> N
 
 def test_timestamps_come_back_in_utc(database: Database) -> None:
     with database.session() as session:
-        article_id = repository.add_article(session, draft=_draft(_source_id(database, "a")))
+        _, article_id = repository.add_article(session, draft=_draft(_source_id(database, "a")))
     with database.session() as session:
         article = session.get(Article, article_id)
         assert article is not None

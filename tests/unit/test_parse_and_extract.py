@@ -11,7 +11,6 @@ import pytest
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
 from monitor.model import ExtractedArticle, ParsedFeed
-from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
 from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
 
@@ -92,21 +91,6 @@ def test_html_page_without_feed_links_says_so() -> None:
 def test_html_page_is_not_a_feed() -> None:
     with pytest.raises(NotAFeedError, match="not an RSS or Atom feed"):
         parse_feed(b"<!doctype html><html><body><p>Home</p></body></html>", url="https://x.org/")
-
-
-@pytest.mark.parametrize(
-    ("link", "expected"),
-    [
-        ("HTTPS://WWW.Trend.AZ:443/news/1?utm_source=rss&b=2&a=1#top", "https://www.trend.az/news/1?a=1&b=2"),
-        ("https://x.org/a?fbclid=1&gclid=2&id=7", "https://x.org/a?id=7"),
-        ("http://x.org:80/a", "http://x.org/a"),
-        ("javascript:alert(1)", None),
-        ("mailto:desk@x.org", None),
-        ("https://x.org/" + "a" * 3000, None),
-    ],
-)
-def test_canonical_url(link: str, expected: str | None) -> None:
-    assert canonical_url(link) == expected
 
 
 def test_extract_article_from_real_page() -> None:

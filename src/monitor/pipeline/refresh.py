@@ -27,8 +27,9 @@ from monitor.model import (
     FetchResult,
     ParsedEntry,
     ParsedFeed,
+    Stored,
 )
-from monitor.pipeline.dedupe import canonical_url
+from monitor.pipeline.dedupe import canonical_url, text_fingerprint
 from monitor.pipeline.extract import ExtractionError, Extractor, html_to_text
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.parse import (
@@ -39,9 +40,10 @@ from monitor.pipeline.parse import (
     parse_sitemap,
 )
 from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_from_rate
+from monitor.pipeline.similarity import Vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
-from monitor.store import repository
+from monitor.store import repository, stories
 from monitor.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,13 @@ async def poll_feeds(
     include_all: bool = False,
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
+    story_window: timedelta = stories.DEFAULT_WINDOW,
 ) -> list[FeedSummary]:
-    """One pass: mirror the config, then refresh the named, all, or due feeds, several at a time."""
+    """One pass: mirror the config, index any article the story index lacks, then refresh the named, all,
+    or due feeds, several at a time."""
     now = clock()
+    vectoriser = story_vectoriser(tagger)
+    await index_missing_stories(database, vectoriser, should_stop=should_stop)
 
     def select_due(session: Session) -> list[FeedRef]:
         repository.sync_sources(session, feeds=feeds, now=now)
@@ -110,6 +116,8 @@ async def poll_feeds(
                     should_stop=should_stop,
                     in_flight=in_flight,
                     tagger=tagger,
+                    vectoriser=vectoriser,
+                    story_window=story_window,
                 )
             except Exception as exc:  # one feed's bug must not stop the others
                 log.exception("feed=%s outcome=crash", feed.name)
@@ -133,6 +141,8 @@ async def refresh_feed(
     should_stop: Callable[[], bool] = _never,
     in_flight: set[str] | None = None,
     tagger: Tagger | None = None,
+    vectoriser: Vectoriser | None = None,
+    story_window: timedelta = stories.DEFAULT_WINDOW,
 ) -> FeedSummary:
     """Fetch one feed, store its new entries, then record the fetch (validators last).
 
@@ -140,6 +150,7 @@ async def refresh_feed(
     five outlets is downloaded once.
     """
     started = clock()
+    vectoriser = vectoriser or story_vectoriser(tagger)
     if feed.kind == "sitemap":
         # A sitemap index often stays the same (a 304) while its child sitemaps fill up: always read it.
         result = await fetcher.fetch_feed(feed.url)
@@ -183,11 +194,20 @@ async def refresh_feed(
     fresh = [(c, e) for c, e in candidates.items() if c not in known and e.guid not in known and c not in claimed]
     claimed.update(c for c, _ in fresh)
     skipped = len(parsed.entries) - (failed - parsed.dropped) - len(fresh)
-    new = from_summary = 0
+    new = from_summary = copies = 0
     complete, stopped = True, False
     pending = {
         asyncio.create_task(
-            _draft(entry, canonical, feed=feed, fetcher=fetcher, extractor=extractor, clock=clock, tagger=tagger)
+            _draft(
+                entry,
+                canonical,
+                feed=feed,
+                fetcher=fetcher,
+                extractor=extractor,
+                clock=clock,
+                tagger=tagger,
+                vectoriser=vectoriser,
+            )
         )
         for canonical, entry in fresh
     }
@@ -198,14 +218,16 @@ async def refresh_feed(
             for task in done:
                 draft = task.result()
                 try:
-                    stored = await in_session(database, partial(_store, draft))
+                    stored = await in_session(database, partial(_store, draft, story_window))
                 except SQLAlchemyError as exc:
                     log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(exc))
                     failed += 1
                     complete = False
                     continue
-                if not stored:
+                if stored is Stored.KNOWN:
                     skipped += 1
+                elif stored is Stored.COPY:
+                    copies += 1
                 else:
                     new += 1
                     from_summary += draft.extraction is not Extraction.PAGE
@@ -215,7 +237,7 @@ async def refresh_feed(
     finally:
         for task in pending:
             task.cancel()
-    summary = FeedSummary(feed.name, FetchOutcome.OK, new, skipped, failed, from_summary)
+    summary = FeedSummary(feed.name, FetchOutcome.OK, new, skipped, failed, from_summary, copies=copies)
     if not complete:
         # Forget the validators: the next pass must get the whole feed again for the items left over,
         # instead of a 304 that would lose them. A stopped pass leaves the feed due at once.
@@ -258,7 +280,8 @@ async def _draft(
     fetcher: Fetcher,
     extractor: Extractor,
     clock: Clock,
-    tagger: Tagger | None = None,
+    tagger: Tagger | None,
+    vectoriser: Vectoriser,
 ) -> ArticleDraft:
     summary = html_to_text(entry.summary_html) if entry.summary_html else None
     page = await fetcher.fetch_page(entry.link)
@@ -289,7 +312,7 @@ async def _draft(
         extraction.value,
         f" error={error!r}" if error else "",
     )
-    title = _clean(entry.title or (article.title if article else None) or canonical)
+    title = _clean(entry.title or (article.title if article else None) or entry.link)
     text = _clean(text)
     return ArticleDraft(
         source_id=feed.id,
@@ -307,6 +330,8 @@ async def _draft(
         extraction_error=error,
         tags=tuple(tagger.tag(text, title=title)) if tagger else (),
         watchlist_version=tagger.fingerprint if tagger else None,
+        fingerprint=text_fingerprint(text),
+        features=vectoriser.features(title, text),
     )
 
 
@@ -319,8 +344,35 @@ def _clean(value: str | None) -> str:
     return (value or "").replace("\x00", "")
 
 
-def _store(draft: ArticleDraft, session: Session) -> bool:
-    return repository.add_article(session, draft=draft) is not None
+def _store(draft: ArticleDraft, window: timedelta, session: Session) -> Stored:
+    stored, _ = repository.add_article(session, draft=draft, window=window)
+    return stored
+
+
+def story_vectoriser(tagger: Tagger | None) -> Vectoriser:
+    """The story matcher's vectoriser; the watchlist's aliases are topic words, shared by a topic's events."""
+    if tagger is None:
+        return Vectoriser()
+    return Vectoriser(alias for tag in tagger.tags for names in tag.aliases.values() for alias in names)
+
+
+async def index_missing_stories(
+    database: Database, vectoriser: Vectoriser, *, should_stop: Callable[[], bool] = _never
+) -> int:
+    """Index the articles the story index lacks (an upgraded database, or after `monitor stories rebuild`),
+    in batches of one transaction each; return how many were indexed."""
+    done = 0
+    while not should_stop():
+        batch = await in_session(database, partial(_index_batch, vectoriser))
+        if not batch:
+            break
+        done += batch
+        log.info("story index: %d articles indexed", done)
+    return done
+
+
+def _index_batch(vectoriser: Vectoriser, session: Session) -> int:
+    return stories.index_missing(session, features=vectoriser.features)
 
 
 def _schedule(

@@ -10,9 +10,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.model import ArticleDraft, FeedHealth, FeedRef, FetchOutcome, FetchResult, TagMatch
+from monitor.model import ArticleDraft, Extraction, FeedHealth, FeedRef, FetchOutcome, FetchResult, Stored, TagMatch
 from monitor.settings import FeedConfig, TagConfig
-from monitor.store.schema import Article, ArticleTag, FetchLog, FetchState, Source, Story, Tag
+from monitor.store import stories
+from monitor.store.schema import Article, ArticleCopy, ArticleTag, FetchLog, FetchState, Source, Tag
 
 MOVE_AFTER = 3
 
@@ -98,23 +99,33 @@ def due_feeds(
 def known_entries(
     session: Session, *, source_id: int, guids: Collection[str], canonical_urls: Collection[str]
 ) -> set[str]:
-    """Of the given GUIDs (this source) and canonical URLs (any source), those already stored."""
+    """Of the given GUIDs (this source) and canonical URLs (any source), those already stored or linked as
+    copies."""
     known: set[str] = set()
-    if guids:
-        known.update(
-            session.scalars(select(Article.guid).where(Article.source_id == source_id, Article.guid.in_(guids)))
-        )
-    if canonical_urls:
-        known.update(session.scalars(select(Article.canonical_url).where(Article.canonical_url.in_(canonical_urls))))
+    for table in (Article, ArticleCopy):
+        if guids:
+            known.update(session.scalars(select(table.guid).where(table.source_id == source_id, table.guid.in_(guids))))
+        if canonical_urls:
+            known.update(session.scalars(select(table.canonical_url).where(table.canonical_url.in_(canonical_urls))))
     return known
 
 
-def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
-    """Store a new article in a story of its own; None when it was already stored.
+def add_article(
+    session: Session, *, draft: ArticleDraft, window: timedelta = stories.DEFAULT_WINDOW
+) -> tuple[Stored, int | None]:
+    """Store draft once: as a copy of an article with the same text and headline, or as a new article in
+    the story of the most similar article published within window (or a story of its own).
 
+    Returns what happened and the article's id (the original's, for a copy; None when already stored).
     The unique constraints decide, with INSERT ... ON CONFLICT DO NOTHING, so two workers racing on the
-    same article store it once.
+    same article store it once; story assignment is serialised (stories.lock_stories).
     """
+    stories.lock_stories(session)
+    if draft.fingerprint:
+        original = stories.find_original(session, fingerprint=draft.fingerprint, title=draft.title)
+        if original is not None:
+            linked = stories.add_copy(session, draft=draft, article_id=original)
+            return (Stored.COPY, original) if linked else (Stored.KNOWN, None)
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
@@ -134,19 +145,25 @@ def add_article(session: Session, *, draft: ArticleDraft) -> int | None:
             extraction=draft.extraction.value,
             extraction_error=draft.extraction_error,
             watchlist_version=draft.watchlist_version,
+            content_hash=draft.fingerprint,
         )
         .on_conflict_do_nothing()
         .returning(Article.id)
     )
     article_id = session.execute(statement).scalar_one_or_none()
     if article_id is None:
-        return None
-    story = Story(created_at=draft.fetched_at)
-    session.add(story)
-    session.flush()
-    session.execute(update(Article).where(Article.id == article_id).values(story_id=story.id))
+        return Stored.KNOWN, None
+    stories.assign_story(
+        session,
+        article_id=article_id,
+        features=draft.features,
+        at=draft.published_at or draft.fetched_at,
+        seen_at=draft.fetched_at,
+        full_text=draft.extraction is Extraction.PAGE,
+        window=window,
+    )
     _insert_tags(session, article_id, draft.tags)
-    return article_id
+    return Stored.NEW, article_id
 
 
 def sync_tags(session: Session, *, tags: Sequence[TagConfig]) -> None:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -122,7 +124,10 @@ class Story(Base):
     __tablename__ = "stories"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime]  # when its first article was stored
+    updated_at: Mapped[datetime | None]  # when its latest article joined
+    # The earliest article with its full text (no foreign key: articles already point here).
+    representative_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Article(Base):
@@ -133,6 +138,13 @@ class Article(Base):
         UniqueConstraint("source_id", "guid"),
         Index(None, "published_at"),
         Index(None, "story_id"),
+        # The few articles not yet in the story index, found without reading the whole table.
+        Index(
+            "ix_articles_unindexed",
+            "id",
+            sqlite_where=text("story_vector IS NULL"),
+            postgresql_where=text("story_vector IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -152,6 +164,38 @@ class Article(Base):
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
     # Fingerprint of the watchlist the tags were computed with; `monitor retag` updates the others.
     watchlist_version: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Hash of the normalised text: the same text under another URL is a copy of this article.
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The story matcher's weighted terms ({term: weight}); NULL until indexed (see store/stories.py).
+    story_vector: Mapped[dict[str, float] | None] = mapped_column(JSON(none_as_null=True))
+
+
+class ArticleCopy(Base):
+    """The same text found under another URL (a print view, a mirror, a verbatim repost): linked, not stored."""
+
+    __tablename__ = "article_copies"
+    __table_args__ = (UniqueConstraint("source_id", "guid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="RESTRICT"))
+    guid: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str] = mapped_column(Text)
+    canonical_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime]
+
+
+class StoryKey(Base):
+    """The story index: each article under its strongest terms, by time, so candidates are a range lookup."""
+
+    __tablename__ = "story_keys"
+
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False, index=True
+    )
 
 
 class Tag(Base):

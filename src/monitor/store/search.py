@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView
-from monitor.store.schema import Article, ArticleTag, Source, Tag
+from monitor.store.schema import Article, ArticleCopy, ArticleTag, Source, Tag
 
 SNIPPET_LENGTH = 240
 
@@ -60,7 +61,14 @@ def _filtered(
                 or_(Article.title.ilike(pattern, escape="\\"), Article.text.ilike(pattern, escape="\\"))
             )
     if query.sources:
-        statement = statement.where(Source.name.in_(query.sources))
+        # An outlet's verbatim copy of a stored article counts as that outlet carrying it.
+        carried = (
+            select(ArticleCopy.id)
+            .join(Source, Source.id == ArticleCopy.source_id)
+            .where(ArticleCopy.article_id == Article.id, Source.name.in_(query.sources))
+            .exists()
+        )
+        statement = statement.where(or_(Source.name.in_(query.sources), carried))
     if query.tags:
         statement = statement.where(_has_tag(ArticleTag.tag_id.in_(query.tags)))
     if query.countries:
@@ -94,13 +102,7 @@ def _views(session: Session, rows: Sequence[Row[Article, str]], *, with_text: bo
         select(ArticleTag).where(ArticleTag.article_id.in_(ids)).order_by(ArticleTag.score.desc(), ArticleTag.tag_id)
     ):
         tags[tag.article_id].append(tag)
-    story_ids = {article.story_id for article, _ in rows if article.story_id is not None}
-    story_sources: dict[int, set[str]] = defaultdict(set)
-    if story_ids:
-        members = select(Article.story_id, Source.name).join(Source).where(Article.story_id.in_(story_ids))
-        for member_story, member_source in session.execute(members):
-            if member_story is not None:
-                story_sources[member_story].add(member_source)
+    story_sources = _story_sources(session, {article.story_id for article, _ in rows if article.story_id is not None})
     views = []
     for article, source in rows:
         article_tags = tags.get(article.id, [])
@@ -128,6 +130,24 @@ def _views(session: Session, rows: Sequence[Row[Article, str]], *, with_text: bo
             )
         )
     return views
+
+
+def _story_sources(session: Session, story_ids: Collection[int]) -> dict[int, set[str]]:
+    """Every outlet that carried each story: its articles' sources and their copies' sources."""
+    sources: dict[int, set[str]] = defaultdict(set)
+    if not story_ids:
+        return sources
+    members = select(Article.story_id, Source.name).join(Source).where(Article.story_id.in_(story_ids))
+    copies = (
+        select(Article.story_id, Source.name)
+        .join(ArticleCopy, ArticleCopy.article_id == Article.id)
+        .join(Source, Source.id == ArticleCopy.source_id)
+        .where(Article.story_id.in_(story_ids))
+    )
+    for story_id, source in itertools.chain(session.execute(members), session.execute(copies)):
+        if story_id is not None:
+            sources[story_id].add(source)
+    return sources
 
 
 def _lead(text: str) -> str:

@@ -1,0 +1,181 @@
+"""Stories in the database: exact copies, the story index, and assigning each new article to a story.
+
+The index (story_keys) holds every article under its strongest terms with its time, so the candidates of a
+new article are a few range lookups bounded by the time window, whatever the size of the archive. The
+vectors live on the articles; an article whose vector is NULL is not indexed yet (older databases, or after
+`monitor stories rebuild`), and index_missing() fills those in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, insert, null, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from monitor.model import ArticleDraft, Extraction, StoryFeatures
+from monitor.pipeline.dedupe import same_title
+from monitor.pipeline.similarity import best_story
+from monitor.store.schema import Article, ArticleCopy, Story, StoryKey
+
+DEFAULT_WINDOW = timedelta(days=7)
+CANDIDATE_LIMIT = 40  # the articles sharing most index terms with the new one are compared in full
+_LOCK_KEY = 0x6D6F6E73746F7279  # "monstory": PostgreSQL advisory lock serialising story assignment
+
+Features = Callable[[str, str], StoryFeatures]
+
+
+def lock_stories(session: Session) -> None:
+    """Serialise story assignment until this transaction ends.
+
+    Two workers storing two copies of one report at once would otherwise each miss the other and start two
+    stories. PostgreSQL: a transaction-level advisory lock. SQLite: a write, which takes the database's
+    single write lock before anything is read.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    else:
+        session.execute(update(Story).where(Story.id == -1).values(updated_at=None))
+
+
+def find_original(session: Session, *, fingerprint: str, title: str) -> int | None:
+    """The stored article whose text this is (same fingerprint, same headline), if any."""
+    rows = session.execute(
+        select(Article.id, Article.title).where(Article.content_hash == fingerprint).order_by(Article.id).limit(10)
+    ).all()
+    return next((row.id for row in rows if same_title(row.title, title)), None)
+
+
+def add_copy(session: Session, *, draft: ArticleDraft, article_id: int) -> bool:
+    """Link draft to the article it copies; False when this URL or GUID was already linked."""
+    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        upsert(ArticleCopy)
+        .values(
+            article_id=article_id,
+            source_id=draft.source_id,
+            guid=draft.guid,
+            url=draft.url,
+            canonical_url=draft.canonical_url,
+            title=draft.title,
+            fetched_at=draft.fetched_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(ArticleCopy.id)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+def assign_story(
+    session: Session,
+    *,
+    article_id: int,
+    features: StoryFeatures | None,
+    at: datetime,
+    seen_at: datetime,
+    full_text: bool,
+    window: timedelta = DEFAULT_WINDOW,
+) -> int:
+    """Put a just-stored article in the story of the most similar article within window of at (its
+    publication time), or in a new story first seen at seen_at; index it; return the story id."""
+    story_id = None
+    if features is not None:
+        story_id = best_story(features, at, _candidates(session, features=features, at=at, window=window))
+    if story_id is None:
+        story = Story(created_at=seen_at, updated_at=seen_at, representative_id=article_id)
+        session.add(story)
+        session.flush()
+        story_id = story.id
+    else:
+        _joined(session, story_id=story_id, article_id=article_id, at=at, seen_at=seen_at, full_text=full_text)
+    session.execute(update(Article).where(Article.id == article_id).values(story_id=story_id))
+    if features is not None:
+        index_article(session, article_id=article_id, features=features, at=at)
+    return story_id
+
+
+def index_article(session: Session, *, article_id: int, features: StoryFeatures, at: datetime) -> None:
+    """Store an article's vector and index keys (replacing any it had)."""
+    session.execute(delete(StoryKey).where(StoryKey.article_id == article_id))
+    session.execute(update(Article).where(Article.id == article_id).values(story_vector=features.vector))
+    if features.keys and features.comparable:
+        session.execute(
+            insert(StoryKey), [{"key": key, "at": at, "article_id": article_id} for key in dict.fromkeys(features.keys)]
+        )
+
+
+def index_missing(session: Session, *, features: Features, limit: int = 500) -> int:
+    """Index up to limit articles that have no vector yet; return how many were done."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    rows = session.execute(
+        select(Article.id, Article.title, Article.text, when.label("at"))
+        .where(Article.story_vector.is_(None))
+        .order_by(Article.id)
+        .limit(limit)
+    ).all()
+    for row in rows:
+        index_article(session, article_id=row.id, features=features(row.title, row.text), at=row.at)
+    return len(rows)
+
+
+def count_unindexed(session: Session) -> int:
+    """Articles without a story vector."""
+    return session.scalar(select(func.count()).select_from(Article).where(Article.story_vector.is_(None))) or 0
+
+
+def clear_index(session: Session) -> None:
+    """Forget every vector and index key, so index_missing() rebuilds them all."""
+    session.execute(delete(StoryKey))
+    session.execute(update(Article).values(story_vector=null()))
+
+
+def _candidates(
+    session: Session, *, features: StoryFeatures, at: datetime, window: timedelta
+) -> Sequence[tuple[int, StoryFeatures, datetime]]:
+    if not features.keys or not features.comparable:
+        return []
+    shared = (
+        select(StoryKey.article_id, func.max(StoryKey.at).label("at"))
+        .where(StoryKey.key.in_(features.keys), StoryKey.at >= at - window, StoryKey.at <= at + window)
+        .group_by(StoryKey.article_id)
+        .order_by(func.count().desc(), StoryKey.article_id.desc())
+        .limit(CANDIDATE_LIMIT)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Article.story_id, Article.story_vector, shared.c.at).join(shared, shared.c.article_id == Article.id)
+    ).all()
+    return [
+        (row.story_id, StoryFeatures(vector=row.story_vector), _utc(row.at))
+        for row in rows
+        if row.story_id is not None and row.story_vector
+    ]
+
+
+def _joined(
+    session: Session, *, story_id: int, article_id: int, at: datetime, seen_at: datetime, full_text: bool
+) -> None:
+    """Update a story that an article just joined: its time, and its representative (the earliest full text)."""
+    story = session.get(Story, story_id)
+    if story is None:
+        return
+    story.updated_at = seen_at
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    current = session.execute(
+        select(Article.extraction, when.label("at")).where(Article.id == story.representative_id)
+    ).first()
+    if current is None:
+        story.representative_id = article_id
+        return
+    current_full = current.extraction == Extraction.PAGE.value
+    if (full_text and not current_full) or (full_text == current_full and at < current.at):
+        story.representative_id = article_id
+
+
+def _utc(value: datetime) -> datetime:
+    # An aggregate loses the column's type: SQLite hands back a naive string-parsed UTC datetime.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
