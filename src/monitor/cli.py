@@ -200,6 +200,7 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
                 tagger=tagger,
                 names=names,
                 include_all=include_all,
+                story_window=settings.story_window,
             )
 
     with _database(settings) as database, Extractor() as extractor:
@@ -241,7 +242,12 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
     port = metrics_port if metrics_port is not None else settings.metrics_port
     with _database(settings) as database:
         service = Service(
-            database, feeds=feeds, fetcher_options=_fetcher_options(settings), tagger=_tagger(settings), tick=interval
+            database,
+            feeds=feeds,
+            fetcher_options=_fetcher_options(settings),
+            tagger=_tagger(settings),
+            tick=interval,
+            story_window=settings.story_window,
         )
         service.run(health_port=port or None)
 
@@ -386,7 +392,9 @@ def feeds_check(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 @click.option("--country", "countries", multiple=True, metavar="CODE", help="Only this country, e.g. TM (repeatable).")
 @click.option("--since", metavar="DATE", help="Published on or after: 2026-11-01, an ISO time, or 7d (ago).")
 @click.option("--until", metavar="DATE", help="Published before the end of this day, or before this ISO time.")
+@click.option("--story", "story_id", type=int, metavar="ID", help="Only the articles of this story.")
 @click.option("--limit", type=click.IntRange(0), default=20, show_default=True, help="At most N articles; 0: all.")
+@click.option("--stories", "by_story", is_flag=True, help="One row per story (its representative article) instead.")
 @click.option(
     "--format",
     "fmt",
@@ -404,17 +412,25 @@ def search(
     countries: tuple[str, ...],
     since: str | None,
     until: str | None,
+    story_id: int | None,
     limit: int,
+    by_story: bool,
     fmt: str,
 ) -> None:
     """List stored articles, newest first; QUERY keeps those whose title or text holds every word.
 
+    Each article shows its story_id (articles reporting the same event share it) and also_reported_by (the
+    other outlets that carried it). With --stories, each story is listed once, with every outlet that
+    carried it; the filters then select the stories that have at least one matching article.
+
     \b
-    Example:
+    Examples:
         monitor search starlink --source trend --since 7d --format csv > starlink.csv
+        monitor search --stories --country TM --since 1d
+        monitor search --story 42
     """
-    from monitor.output import render_articles
-    from monitor.store.search import ArticleQuery, search_articles
+    from monitor.output import render_articles, render_stories
+    from monitor.store.search import ArticleQuery, search_articles, search_stories
 
     article_query = ArticleQuery(
         text=query,
@@ -423,11 +439,14 @@ def search(
         countries=countries,
         since=_parse_when(since, "--since", end_of_day=False),
         until=_parse_when(until, "--until", end_of_day=True),
+        story=story_id,
         limit=limit or None,
     )
     with _database(_settings(ctx)) as database, database.session() as session:
-        articles = search_articles(session, query=article_query)
-    click.echo(render_articles(articles, fmt), nl=False)
+        if by_story:
+            click.echo(render_stories(search_stories(session, query=article_query), fmt), nl=False)
+        else:
+            click.echo(render_articles(search_articles(session, query=article_query), fmt), nl=False)
 
 
 @cli.command()

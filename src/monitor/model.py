@@ -188,6 +188,16 @@ class FeedSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryMember:
+    """Another report of an article's story, or a copy of the article itself, for `monitor show`."""
+
+    source: str
+    url: str
+    title: str
+    article_id: int | None  # None for a copy (the same text under another URL, not stored again)
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleView:
     """An article as search and show present it."""
 
@@ -207,6 +217,7 @@ class ArticleView:
     extraction: str | None = None
     extraction_error: str | None = None
     text: str | None = None
+    members: tuple[StoryMember, ...] = ()  # filled in by `show`: the story's other reports and the copies
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +254,21 @@ class FeedCheck:
     error: str | None = None
     warning: str | None = None
     moved_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """A story as `monitor search --stories` presents it: its representative article and who carried it."""
+
+    id: int
+    title: str
+    url: str
+    source: str  # the representative article's
+    representative_id: int
+    first_seen_at: datetime
+    published_at: datetime | None  # of the representative
+    latest_at: datetime  # publication (else fetch) time of its newest article
+    articles: int
+    sources: tuple[str, ...]  # every outlet that carried it, copies included
+    tags: tuple[str, ...]
+    snippet: str

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary, TagMatch
+from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary, StoryView, TagMatch
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_FIELDS = (
@@ -50,26 +50,33 @@ def article_record(article: ArticleView, *, with_text: bool = False) -> dict[str
     if with_text:
         record["extraction_error"] = article.extraction_error
         record["text"] = article.text
+        record["story_members"] = [
+            {"id": m.article_id, "source": m.source, "title": m.title, "url": m.url, "copy": m.article_id is None}
+            for m in article.members
+        ]
     return record
 
 
 def render_articles(articles: Sequence[ArticleView], fmt: str) -> str:
     """All articles in one of FORMATS, ending with a newline (empty json list when none)."""
-    if fmt == "json":
-        return json.dumps([article_record(a) for a in articles], ensure_ascii=False, indent=2) + "\n"
-    if fmt == "jsonl":
-        return "".join(json.dumps(article_record(a), ensure_ascii=False) + "\n" for a in articles)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for article in articles:
-            record = article_record(article)
-            record["tags"] = " ".join(record["tags"])
-            record["also_reported_by"] = " ".join(record["also_reported_by"])
-            writer.writerow(record)
-        return buffer.getvalue()
+    if fmt in ("json", "jsonl", "csv"):
+        records = [article_record(a) for a in articles]
+        return _records(records, fmt, CSV_FIELDS, lists=("tags", "also_reported_by"))
     return _table(articles)
+
+
+def _records(records: list[dict[str, Any]], fmt: str, fields: Sequence[str], *, lists: Sequence[str]) -> str:
+    """Records as a JSON list, JSON lines, or CSV (lists joined by spaces)."""
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, **{name: " ".join(record[name]) for name in lists}})
+    return buffer.getvalue()
 
 
 def render_article(article: ArticleView) -> str:
@@ -92,9 +99,67 @@ def render_article(article: ArticleView) -> str:
         f"story:        {article.story_id if article.story_id is not None else 'none'}",
         f"also in:      {', '.join(article.also_reported_by) or 'no other source'}",
         f"text from:    {_extraction(article)}",
-        "",
-        article.text or "(no text)",
     ]
+    if article.members:
+        lines += ["", "same story:"]
+        for member in article.members:
+            label = f"#{member.article_id}" if member.article_id is not None else "copy"
+            lines.append(f"  {label:<7} {member.source:<16} {member.title}")
+            lines.append(f"  {'':<7} {'':<16} {member.url}")
+    lines += ["", article.text or "(no text)"]
+    return "\n".join(lines) + "\n"
+
+
+STORY_CSV_FIELDS = (
+    "story_id",
+    "title",
+    "url",
+    "source",
+    "representative_id",
+    "first_seen_at",
+    "published_at",
+    "latest_at",
+    "articles",
+    "sources",
+    "tags",
+    "snippet",
+)
+
+
+def story_record(story: StoryView) -> dict[str, Any]:
+    """The JSON shape of a story (`monitor search --stories`)."""
+    return {
+        "story_id": story.id,
+        "title": story.title,
+        "url": story.url,
+        "source": story.source,
+        "representative_id": story.representative_id,
+        "first_seen_at": _iso(story.first_seen_at),
+        "published_at": _iso(story.published_at),
+        "latest_at": _iso(story.latest_at),
+        "articles": story.articles,
+        "sources": list(story.sources),
+        "tags": list(story.tags),
+        "snippet": story.snippet,
+    }
+
+
+def render_stories(stories: Sequence[StoryView], fmt: str) -> str:
+    """`monitor search --stories`: one line (or record) per story."""
+    records = [story_record(s) for s in stories]
+    if fmt in ("json", "jsonl", "csv"):
+        return _records(records, fmt, STORY_CSV_FIELDS, lists=("sources", "tags"))
+    if not stories:
+        return "no stories match\n"
+    columns = shutil.get_terminal_size((120, 20)).columns
+    lines = [f"{'story':>6}  {'latest':<16} {'n':>3}  {'sources':<28} title"]
+    for s in stories:
+        outlets = ", ".join(s.sources)
+        if len(outlets) > 28:
+            outlets = outlets[:27] + "…"
+        line = f"{s.id:>6}  {_short(s.latest_at):<16} {s.articles:>3}  {outlets:<28} {s.title}"
+        lines.append(line if len(line) <= columns else line[: columns - 1] + "…")
+    lines.append(f"{len(stories)} stor{'y' if len(stories) == 1 else 'ies'}")
     return "\n".join(lines) + "\n"
 
 
@@ -105,9 +170,12 @@ def render_summaries(summaries: Sequence[FeedSummary]) -> str:
     width = max(len("feed"), *(len(s.name) for s in summaries))
     lines = [f"{'feed':<{width}}  {'outcome':<12} {'new':>4} {'skipped':>7} {'failed':>6}  note"]
     for s in summaries:
-        note = (
-            s.error or s.note or (f"{s.from_summary} from the feed's summary (page failed)" if s.from_summary else "")
-        )
+        notes = [
+            s.note or "",
+            f"{s.from_summary} from the feed's summary (page failed)" if s.from_summary else "",
+            f"{s.copies} cop{'y' if s.copies == 1 else 'ies'} of stored articles linked" if s.copies else "",
+        ]
+        note = s.error or "; ".join(n for n in notes if n)
         lines.append(
             f"{s.name:<{width}}  {s.outcome.value:<12} {s.new:>4} {s.skipped:>7} {s.failed:>6}  {note}".rstrip()
         )
@@ -231,13 +299,14 @@ def _table(articles: Sequence[ArticleView]) -> str:
         return "no articles match\n"
     columns = shutil.get_terminal_size((120, 24)).columns
     source_width = max(len("source"), *(len(a.source) for a in articles))
-    title_width = max(20, columns - (7 + 17 + source_width + 4 + 8))
-    lines = [f"{'id':>6}  {'published (UTC)':<16}  {'source':<{source_width}}  {'tags':<8}  title"]
+    title_width = max(20, columns - (7 + 17 + source_width + 4 + 8 + 6))
+    lines = [f"{'id':>6}  {'published (UTC)':<16}  {'source':<{source_width}}  {'tags':<8}  {'also':>4}  title"]
     for a in articles:
         when = (a.published_at or a.fetched_at).strftime("%Y-%m-%d %H:%M")
         tags = ",".join(a.tags)[:8]
+        also = f"+{len(a.also_reported_by)}" if a.also_reported_by else ""
         title = a.title if len(a.title) <= title_width else a.title[: title_width - 1] + "…"
-        lines.append(f"{a.id:>6}  {when:<16}  {a.source:<{source_width}}  {tags:<8}  {title}")
+        lines.append(f"{a.id:>6}  {when:<16}  {a.source:<{source_width}}  {tags:<8}  {also:>4}  {title}")
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from monitor.pipeline.robots import RobotsCache
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
 from monitor.store.db import Database
+from monitor.store.stories import DEFAULT_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class Service:
         fetcher_options: dict[str, Any],
         tagger: Tagger | None = None,
         tick: timedelta = DEFAULT_TICK,
+        story_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self.database = database
+        self.story_window = story_window
         self.feeds = feeds
         self.fetcher_options = fetcher_options
         self.tagger = tagger
@@ -110,6 +113,7 @@ class Service:
                 extractor=self._extractor,
                 tagger=self.tagger,
                 should_stop=self._stop.is_set,
+                story_window=self.story_window,
             )
 
     def run(self, *, health_port: int | None = None) -> None:

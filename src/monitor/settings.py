@@ -181,6 +181,16 @@ class Settings(BaseSettings):
     host_delay: float = Field(default=1.0, ge=0, le=60)
     # Retries of a transient failure (timeout, 5xx, 429) within one poll, with exponential backoff.
     retries: int = Field(default=2, ge=0, le=10)
+    # How far apart (by publication time) two reports of one event may be and still join one story.
+    story_window: timedelta = timedelta(days=7)
+
+    @field_validator("story_window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        window = value if isinstance(value, timedelta) else parse_duration(value)
+        if not timedelta(hours=1) <= window <= timedelta(days=90):
+            raise ValueError("must be between 1h and 90d")
+        return window
 
     @field_validator("allow_private_networks")
     @classmethod

@@ -5,17 +5,19 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.model import ArticleView
-from monitor.store.schema import Article, ArticleCopy, ArticleTag, Source, Tag
+from monitor.model import ArticleView, StoryMember, StoryView
+from monitor.store.schema import Article, ArticleCopy, ArticleTag, Source, Story, Tag
 
 SNIPPET_LENGTH = 240
+_S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")  # a string: SQLAlchemy 2.0 cannot subscript it so
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class ArticleQuery:
     countries: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    story: int | None = None
     limit: int | None = 20
     offset: int = 0
 
@@ -44,16 +47,79 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
 
 def get_article(session: Session, *, article_id: int) -> ArticleView:
-    """One article with its text, tags and story; NotFoundError when there is none."""
+    """One article with its text, tags, story and the story's other reports; NotFoundError when there is none."""
     row = session.execute(select(Article, Source.name).join(Source).where(Article.id == article_id)).first()
     if row is None:
         raise NotFoundError(f"no article with id {article_id} (list some with `monitor search`)")
-    return _views(session, [row], with_text=True)[0]
+    view = _views(session, [row], with_text=True)[0]
+    return replace(view, members=_members(session, article_id=article_id, story_id=view.story_id))
 
 
-def _filtered(
-    statement: Select[Article, str], query: ArticleQuery, when: ColumnElement[datetime]
-) -> Select[Article, str]:
+def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
+    """Stories with at least one article matching query, the most recently reported first."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    matching = _filtered(select(Article.story_id).join(Source), query, when).where(Article.story_id.is_not(None))
+    latest = (
+        select(Article.story_id, func.max(when).label("latest"), func.count().label("articles"))
+        .where(Article.story_id.in_(matching.scalar_subquery()))
+        .group_by(Article.story_id)
+        .subquery()
+    )
+    statement = (
+        select(Story, latest.c.latest, latest.c.articles)
+        .join(latest, latest.c.story_id == Story.id)
+        .order_by(latest.c.latest.desc(), Story.id.desc())
+        .offset(query.offset)
+    )
+    if query.limit:
+        statement = statement.limit(query.limit)
+    rows = session.execute(statement).all()
+    representatives = {
+        article.story_id: (article, source)
+        for article, source in session.execute(
+            select(Article, Source.name)
+            .join(Source)
+            .where(Article.id.in_([story.representative_id for story, _, _ in rows if story.representative_id]))
+        )
+    }
+    missing = [story.id for story, _, _ in rows if story.id not in representatives]
+    if missing:  # a story from before representatives were kept: its earliest article
+        first = select(func.min(Article.id)).where(Article.story_id.in_(missing)).group_by(Article.story_id)
+        for article, source in session.execute(
+            select(Article, Source.name).join(Source).where(Article.id.in_(first.scalar_subquery()))
+        ):
+            representatives[article.story_id] = (article, source)
+    ids = [story_id for story_id in representatives if story_id is not None]
+    sources = _story_sources(session, ids)
+    tags: dict[int, set[str]] = defaultdict(set)
+    for story_id, tag_id in session.execute(
+        select(Article.story_id, ArticleTag.tag_id).join(ArticleTag).where(Article.story_id.in_(ids))
+    ):
+        if story_id is not None:
+            tags[story_id].add(tag_id)
+    views = []
+    for story, latest_at, count in rows:
+        article, source = representatives[story.id]
+        views.append(
+            StoryView(
+                id=story.id,
+                title=article.title,
+                url=article.url,
+                source=source,
+                representative_id=article.id,
+                first_seen_at=story.created_at,
+                published_at=article.published_at,
+                latest_at=_as_utc(latest_at),
+                articles=count,
+                sources=tuple(sorted(sources[story.id])),
+                tags=tuple(sorted(tags[story.id])),
+                snippet=_lead(article.text),
+            )
+        )
+    return views
+
+
+def _filtered(statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
     if query.text:
         for word in query.text.split():
             pattern = f"%{_escape_like(word)}%"
@@ -75,6 +141,8 @@ def _filtered(
         statement = statement.where(
             _has_tag(and_(ArticleTag.tag_id.in_([c.upper() for c in query.countries]), Tag.kind == "country"))
         )
+    if query.story is not None:
+        statement = statement.where(Article.story_id == query.story)
     if query.since is not None:
         statement = statement.where(when >= query.since)
     if query.until is not None:
@@ -148,6 +216,34 @@ def _story_sources(session: Session, story_ids: Collection[int]) -> dict[int, se
         if story_id is not None:
             sources[story_id].add(source)
     return sources
+
+
+def _members(session: Session, *, article_id: int, story_id: int | None) -> tuple[StoryMember, ...]:
+    """The story's other articles, then the copies of any of its articles, oldest first."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    in_story = Article.story_id == story_id if story_id is not None else Article.id == article_id
+    others = session.execute(
+        select(Article.id, Article.url, Article.title, Source.name)
+        .join(Source)
+        .where(in_story, Article.id != article_id)
+        .order_by(when, Article.id)
+    ).all()
+    copies = session.execute(
+        select(ArticleCopy.url, ArticleCopy.title, Source.name)
+        .join(Source, Source.id == ArticleCopy.source_id)
+        .join(Article, Article.id == ArticleCopy.article_id)
+        .where(in_story)
+        .order_by(ArticleCopy.fetched_at, ArticleCopy.id)
+    ).all()
+    return tuple(StoryMember(row.name, row.url, row.title, row.id) for row in others) + tuple(
+        StoryMember(row.name, row.url, row.title, None) for row in copies
+    )
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    # An aggregate over a UTC column comes back naive from SQLite (and as text from some drivers).
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _lead(text: str) -> str:
