@@ -424,7 +424,7 @@ def search(
     carried it; the filters then select the stories that have at least one matching article.
 
     \b
-    Examples:
+    Example:
         monitor search starlink --source trend --since 7d --format csv > starlink.csv
         monitor search --stories --country TM --since 1d
         monitor search --story 42
