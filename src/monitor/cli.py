@@ -318,6 +318,46 @@ def retag(ctx: click.Context, batch_size: int) -> None:
     click.echo(f"re-tagged {done} articles with watchlist {version}")
 
 
+@cli.group()
+def stories() -> None:
+    """Maintain the story index (how new articles find the stories they belong to)."""
+
+
+@stories.command("rebuild")
+@common_options
+@click.pass_context
+def stories_rebuild(ctx: click.Context) -> None:
+    """Recompute every article's story vector and index entries from the stored texts.
+
+    The index is kept up to date as articles arrive, and entries that are missing (an upgraded database)
+    are filled in at the start of every poll; rebuild it all after changing the watchlist, whose words
+    weigh less in the comparison. Existing stories are kept as they are.
+
+    \b
+    Example:
+        monitor stories rebuild
+    """
+    from monitor.pipeline.refresh import story_vectoriser
+    from monitor.store.stories import clear_index, count_unindexed, index_missing
+
+    settings = _settings(ctx)
+    vectoriser = story_vectoriser(_tagger(settings))
+    done = 0
+    with _database(settings) as database:
+        with database.session() as session:
+            clear_index(session)
+            total = count_unindexed(session)
+        with click.progressbar(length=total, label=f"indexing {total} articles", file=sys.stderr) as bar:
+            while True:
+                with database.session() as session:
+                    batch = index_missing(session, features=vectoriser.features)
+                if not batch:
+                    break
+                done += batch
+                bar.update(batch)
+    click.echo(f"story index rebuilt: {done} articles")
+
+
 @cli.group(invoke_without_command=True)
 @common_options
 @click.pass_context

@@ -320,3 +320,29 @@ def test_the_index_is_rebuilt_from_the_database_when_missing(database: Database,
     _, second = _store(database, _report(vectoriser, ids["orient"], 2, base + timedelta(hours=2)))
     assert second is not None
     assert _story_of(database, second) == _story_of(database, first)
+
+
+def test_reports_stored_at_the_same_moment_still_form_one_story(database: Database, vectoriser: Vectoriser) -> None:
+    """Workers storing reports of one event at once must not each miss the other and start two stories."""
+    import threading
+
+    ids = _sources(database, {"trend"})
+    base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    drafts = [_report(vectoriser, ids["trend"], n, base + timedelta(minutes=n)) for n in range(6)]
+    start = threading.Barrier(len(drafts))
+    results: list[int | None] = []
+
+    def store(draft: ArticleDraft) -> None:
+        start.wait()
+        results.append(_store(database, draft)[1])
+
+    threads = [threading.Thread(target=store, args=(draft,)) for draft in drafts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == len(drafts)
+    assert None not in results
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count(sa.distinct(Article.story_id)))) == 1

@@ -114,3 +114,42 @@ def test_polling_again_stores_nothing_twice(outlets: Path, database_url: str) ->
     assert "0 new articles" in result.stdout
     assert len(_json("search", "--limit", "0", database_url=database_url)) == 3
     assert len(_json("search", "--stories", database_url=database_url)) == 2
+
+
+def _unindexed(database_url: str) -> int:
+    from monitor.store.db import open_database
+    from monitor.store.stories import count_unindexed
+
+    database = open_database(database_url)
+    try:
+        with database.session() as session:
+            return count_unindexed(session)
+    finally:
+        database.dispose()
+
+
+def test_a_lost_index_is_rebuilt_by_the_next_poll_and_by_the_command(
+    outlets: Path, database_url: str, server: FeedServer
+) -> None:
+    result = run_cli("poll", "--feed", "akipress", database_url=database_url, config_dir=outlets)
+    assert result.exit_code == 0, result.output
+    assert _unindexed(database_url) == 0
+
+    rebuilt = run_cli("stories", "rebuild", database_url=database_url, config_dir=outlets)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "story index rebuilt: 2 articles" in rebuilt.stdout
+
+    from monitor.store.db import open_database
+    from monitor.store.stories import clear_index
+
+    database = open_database(database_url)
+    with database.session() as session:
+        clear_index(session)  # as after an upgrade from a version without the index
+    database.dispose()
+    assert _unindexed(database_url) == 2
+    # The next poll indexes the stored articles first, so the rewrite still finds its story.
+    result = run_cli("poll", "--feed", "trend", database_url=database_url, config_dir=outlets)
+    assert result.exit_code == 0, result.output
+    assert _unindexed(database_url) == 0
+    stories = _json("search", "--stories", database_url=database_url)
+    assert sorted(s["articles"] for s in stories) == [1, 2]
