@@ -14,7 +14,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from monitor.model import FeedSummary
-from monitor.output import render_articles, render_summaries
+from monitor.output import render_articles, render_stories, render_summaries
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher, FetchLimits
 from monitor.pipeline.guard import AddressPolicy
@@ -22,7 +22,7 @@ from monitor.pipeline.refresh import poll_feeds
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig, load_feeds, load_tags
 from monitor.store.db import Database, open_database
-from monitor.store.search import ArticleQuery, search_articles
+from monitor.store.search import ArticleQuery, search_articles, search_stories
 
 DEMO = files("monitor") / "data" / "demo"
 CONTENT_TYPES = {".xml": "application/xml", ".html": "text/html; charset=utf-8"}
@@ -100,15 +100,19 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
             echo("Second poll (nothing new, nothing fetched twice):\n" + render_summaries(again))
             with database.session() as session:
                 articles = search_articles(session, query=ArticleQuery(limit=None))
+                stories = search_stories(session, query=ArticleQuery(limit=None))
         finally:
             database.dispose()
-    echo("Stored articles:\n" + render_articles(articles, "table"))
-    example_id = articles[0].id if articles else 1
+    echo("Stored articles (also: other outlets carrying the same story):\n" + render_articles(articles, "table"))
+    echo("\nThe same, one row per story:\n" + render_stories(stories, "table"))
+    shared = next((s for s in stories if s.articles > 1), None)
+    example_id = shared.representative_id if shared else articles[0].id if articles else 1
     echo(f"Everything is in the throw-away folder {folder}:")
     echo(f"  config:   {config_dir / 'feeds.yaml'}")
     echo(f"  database: {database_url}")
     echo("Explore it, for example:")
     echo(f"  monitor --database-url {database_url} search --format json")
     echo(f"  monitor --database-url {database_url} show {example_id}")
+    echo(f"  monitor --database-url {database_url} search --stories --tag starlink")
     echo(f"Remove it with: rm -r {folder}")
     return folder
