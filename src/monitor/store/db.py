@@ -13,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,6 +59,15 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def insert_new(session: Session, model: type[Any], **values: Any) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING: the new row's id, or None when a unique constraint already holds
+    these values (another worker may have stored them a moment earlier)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
+    result: int | None = session.execute(statement).scalar_one_or_none()
+    return result
 
 
 def open_database(url: str, *, migrate: bool = True) -> Database:

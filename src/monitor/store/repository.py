@@ -6,13 +6,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleDraft, Extraction, FeedHealth, FeedRef, FetchOutcome, FetchResult, Stored, TagMatch
 from monitor.settings import FeedConfig, TagConfig
 from monitor.store import stories
+from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, FetchLog, FetchState, Source, Tag
 
 MOVE_AFTER = 3
@@ -126,31 +126,25 @@ def add_article(
         if original is not None:
             linked = stories.add_copy(session, draft=draft, article_id=original)
             return (Stored.COPY, original) if linked else (Stored.KNOWN, None)
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        upsert(Article)
-        .values(
-            source_id=draft.source_id,
-            guid=draft.guid,
-            url=draft.url,
-            canonical_url=draft.canonical_url,
-            title=draft.title,
-            summary=draft.summary,
-            text=draft.text,
-            author=draft.author,
-            language=draft.language,
-            published_at=draft.published_at,
-            fetched_at=draft.fetched_at,
-            extraction=draft.extraction.value,
-            extraction_error=draft.extraction_error,
-            watchlist_version=draft.watchlist_version,
-            content_hash=draft.fingerprint,
-        )
-        .on_conflict_do_nothing()
-        .returning(Article.id)
+    article_id = insert_new(
+        session,
+        Article,
+        source_id=draft.source_id,
+        guid=draft.guid,
+        url=draft.url,
+        canonical_url=draft.canonical_url,
+        title=draft.title,
+        summary=draft.summary,
+        text=draft.text,
+        author=draft.author,
+        language=draft.language,
+        published_at=draft.published_at,
+        fetched_at=draft.fetched_at,
+        extraction=draft.extraction.value,
+        extraction_error=draft.extraction_error,
+        watchlist_version=draft.watchlist_version,
+        content_hash=draft.fingerprint,
     )
-    article_id = session.execute(statement).scalar_one_or_none()
     if article_id is None:
         return Stored.KNOWN, None
     stories.assign_story(

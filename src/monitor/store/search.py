@@ -6,7 +6,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
@@ -109,7 +109,7 @@ def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
                 representative_id=article.id,
                 first_seen_at=story.created_at,
                 published_at=article.published_at,
-                latest_at=_as_utc(latest_at),
+                latest_at=latest_at,
                 articles=count,
                 sources=tuple(sorted(sources[story.id])),
                 tags=tuple(sorted(tags[story.id])),
@@ -238,12 +238,6 @@ def _members(session: Session, *, article_id: int, story_id: int | None) -> tupl
     return tuple(StoryMember(row.name, row.url, row.title, row.id) for row in others) + tuple(
         StoryMember(row.name, row.url, row.title, None) for row in copies
     )
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    # An aggregate over a UTC column comes back naive from SQLite (and as text from some drivers).
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _lead(text: str) -> str:

@@ -9,15 +9,15 @@ vectors live on the articles; an article whose vector is NULL is not indexed yet
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, null, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.model import ArticleDraft, Extraction, StoryFeatures
 from monitor.pipeline.dedupe import same_title
 from monitor.pipeline.similarity import best_story
+from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleCopy, Story, StoryKey
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -50,22 +50,18 @@ def find_original(session: Session, *, fingerprint: str, title: str) -> int | No
 
 def add_copy(session: Session, *, draft: ArticleDraft, article_id: int) -> bool:
     """Link draft to the article it copies; False when this URL or GUID was already linked."""
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        upsert(ArticleCopy)
-        .values(
-            article_id=article_id,
-            source_id=draft.source_id,
-            guid=draft.guid,
-            url=draft.url,
-            canonical_url=draft.canonical_url,
-            title=draft.title,
-            fetched_at=draft.fetched_at,
-        )
-        .on_conflict_do_nothing()
-        .returning(ArticleCopy.id)
+    copy_id = insert_new(
+        session,
+        ArticleCopy,
+        article_id=article_id,
+        source_id=draft.source_id,
+        guid=draft.guid,
+        url=draft.url,
+        canonical_url=draft.canonical_url,
+        title=draft.title,
+        fetched_at=draft.fetched_at,
     )
-    return session.execute(statement).scalar_one_or_none() is not None
+    return copy_id is not None
 
 
 def assign_story(
@@ -148,7 +144,7 @@ def _candidates(
         select(Article.story_id, Article.story_vector, shared.c.at).join(shared, shared.c.article_id == Article.id)
     ).all()
     return [
-        (row.story_id, StoryFeatures(vector=row.story_vector), _utc(row.at))
+        (row.story_id, StoryFeatures(vector=row.story_vector), row.at)
         for row in rows
         if row.story_id is not None and row.story_vector
     ]
@@ -172,10 +168,3 @@ def _joined(
     current_full = current.extraction == Extraction.PAGE.value
     if (full_text and not current_full) or (full_text == current_full and at < current.at):
         story.representative_id = article_id
-
-
-def _utc(value: datetime) -> datetime:
-    # An aggregate loses the column's type: SQLite hands back a naive string-parsed UTC datetime.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
