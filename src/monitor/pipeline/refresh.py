@@ -345,7 +345,9 @@ def _clean(value: str | None) -> str:
 
 
 def _store(draft: ArticleDraft, window: timedelta, session: Session) -> Stored:
-    stored, _ = repository.add_article(session, draft=draft, window=window)
+    stored, article_id = repository.add_article(session, draft=draft, window=window)
+    if stored is Stored.COPY:
+        log.info("url=%s outcome=copy of_article=%s", draft.url, article_id)
     return stored
 
 
