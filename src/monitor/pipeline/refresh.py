@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
+import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from monitor.metrics import Metrics
 from monitor.model import (
     ArticleDraft,
     Extraction,
@@ -43,7 +48,7 @@ from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_fr
 from monitor.pipeline.similarity import Vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
-from monitor.store import repository, stories
+from monitor.store import leases, repository, stories
 from monitor.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -85,29 +90,32 @@ async def poll_feeds(
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
     story_window: timedelta = stories.DEFAULT_WINDOW,
+    worker: str | None = None,
+    metrics: Metrics | None = None,
+    lease_ttl: timedelta = leases.DEFAULT_TTL,
 ) -> list[FeedSummary]:
-    """One pass: mirror the config, index any article the story index lacks, then refresh the named, all,
-    or due feeds, several at a time."""
+    """One pass: mirror the config, index any article the story index lacks, then lease the named, all, or
+    due feeds (those no other worker is polling) and refresh them, several at a time."""
     now = clock()
+    worker = worker or worker_id("poll")
     vectoriser = story_vectoriser(tagger)
+    await sync_config(database, feeds=feeds, tagger=tagger)
     await index_missing_stories(database, vectoriser, should_stop=should_stop)
-
-    def select_due(session: Session) -> list[FeedRef]:
-        repository.sync_sources(session, feeds=feeds, now=now)
-        if tagger is not None:
-            repository.sync_tags(session, tags=tagger.tags)
-        return repository.due_feeds(session, now=now, names=names, include_all=include_all)
-
-    due = await in_session(database, select_due)
+    due = await in_session(
+        database,
+        lambda s: leases.claim_feeds(s, worker=worker, now=now, ttl=lease_ttl, names=names, include_all=include_all),
+    )
     slots = asyncio.Semaphore(FEED_CONCURRENCY)
     in_flight: set[str] = set()
+    pending = {feed.id for feed in due}
+    keeper = asyncio.create_task(keep_leases(database, worker=worker, feed_ids=pending, ttl=lease_ttl, clock=clock))
 
     async def one(feed: FeedRef) -> FeedSummary | None:
         async with slots:
             if should_stop():
                 return None
             try:
-                return await refresh_feed(
+                return await refresh_leased(
                     feed,
                     database=database,
                     fetcher=fetcher,
@@ -118,17 +126,75 @@ async def poll_feeds(
                     tagger=tagger,
                     vectoriser=vectoriser,
                     story_window=story_window,
+                    worker=worker,
+                    metrics=metrics,
                 )
-            except Exception as exc:  # one feed's bug must not stop the others
-                log.exception("feed=%s outcome=crash", feed.name)
-                error = f"internal error: {exc!r}"
-                summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=error)
-                crash = FetchResult(feed.url, FetchOutcome.HARD_ERROR, error=error)
-                # Recorded like any failure, so the feed backs off instead of crashing on every tick.
-                return await _finish(database, feed, crash, clock(), summary, parsed=None)
+            finally:
+                pending.discard(feed.id)
 
-    results = await asyncio.gather(*(one(feed) for feed in due))
-    return [summary for summary in results if summary is not None]
+    try:
+        results = await asyncio.gather(*(one(feed) for feed in due))
+    finally:
+        keeper.cancel()
+        # Feeds left unpolled (a stop request) stay due, free for the next pass or another worker.
+        await in_session(database, lambda s: leases.release(s, worker=worker))
+    return sorted((summary for summary in results if summary is not None), key=lambda summary: summary.name)
+
+
+async def keep_leases(
+    database: Database, *, worker: str, feed_ids: set[int], ttl: timedelta, clock: Clock = utcnow
+) -> None:
+    """Renew worker's leases on feed_ids (a live set: finished feeds leave it) every third of ttl, until
+    cancelled, so a long poll keeps its feeds while a dead worker's leases run out."""
+    while True:
+        await asyncio.sleep(ttl.total_seconds() / 3)
+        if feed_ids:
+            renewal = partial(leases.renew, worker=worker, feed_ids=list(feed_ids), until=clock() + ttl)
+            try:
+                await in_session(database, renewal)
+            except SQLAlchemyError as exc:
+                log.warning("worker=%s lease-renewal-failed error=%r", worker, str(exc))
+
+
+async def sync_config(database: Database, *, feeds: Sequence[FeedConfig], tagger: Tagger | None) -> None:
+    """Mirror feeds.yaml and the watchlist into the database."""
+
+    def sync(session: Session) -> None:
+        repository.sync_sources(session, feeds=feeds, now=utcnow())
+        if tagger is not None:
+            repository.sync_tags(session, tags=tagger.tags)
+
+    await in_session(database, sync)
+
+
+async def refresh_leased(feed: FeedRef, *, database: Database, clock: Clock = utcnow, **options: Any) -> FeedSummary:
+    """refresh_feed for a feed this worker leased, with the catch-all of a job's boundary: a crash is logged
+    and recorded like any failure (so the feed backs off instead of crashing on every tick), and ends the
+    lease."""
+    try:
+        return await refresh_feed(feed, database=database, clock=clock, **options)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # one feed's bug must not stop the others
+        log.exception("feed=%s outcome=crash", feed.name)
+        error = f"internal error: {exc!r}"
+        summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=error)
+        crash = FetchResult(feed.url, FetchOutcome.HARD_ERROR, error=error)
+        return await _finish(
+            database,
+            feed,
+            crash,
+            clock(),
+            summary,
+            parsed=None,
+            worker=options.get("worker"),
+            metrics=options.get("metrics"),
+        )
+
+
+def worker_id(role: str) -> str:
+    """A name for this process in leases and logs: role, host, pid and a random suffix."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 async def refresh_feed(
@@ -143,8 +209,10 @@ async def refresh_feed(
     tagger: Tagger | None = None,
     vectoriser: Vectoriser | None = None,
     story_window: timedelta = stories.DEFAULT_WINDOW,
+    worker: str | None = None,
+    metrics: Metrics | None = None,
 ) -> FeedSummary:
-    """Fetch one feed, store its new entries, then record the fetch (validators last).
+    """Fetch one feed, store its new entries, then record the fetch (validators last; the lease ends).
 
     in_flight holds the canonical URLs other feeds of this pass are already fetching: a story carried by
     five outlets is downloaded once.
@@ -158,7 +226,7 @@ async def refresh_feed(
         result = await fetcher.fetch_feed(feed.url, etag=feed.etag, last_modified=feed.last_modified)
     if result.outcome is not FetchOutcome.OK:
         summary = FeedSummary(feed.name, result.outcome, error=result.error)
-        return await _finish(database, feed, result, started, summary, parsed=None)
+        return await _finish(database, feed, result, started, summary, parsed=None, worker=worker, metrics=metrics)
     try:
         if feed.kind == "sitemap":
             parsed = await _read_sitemap(result, fetcher=fetcher)
@@ -168,7 +236,7 @@ async def refresh_feed(
             parsed = await extractor.call(_parse_feed, result.body, result.url, result.content_type)
     except NotAFeedError as exc:
         summary = FeedSummary(feed.name, FetchOutcome.HARD_ERROR, error=str(exc))
-        return await _finish(database, feed, result, started, summary, parsed=None)
+        return await _finish(database, feed, result, started, summary, parsed=None, worker=worker, metrics=metrics)
     if parsed.warning:
         log.info("feed=%s parse_warning=%r", feed.name, parsed.warning)
 
@@ -207,6 +275,7 @@ async def refresh_feed(
                 clock=clock,
                 tagger=tagger,
                 vectoriser=vectoriser,
+                metrics=metrics,
             )
         )
         for canonical, entry in fresh
@@ -242,8 +311,10 @@ async def refresh_feed(
         # Forget the validators: the next pass must get the whole feed again for the items left over,
         # instead of a 304 that would lose them. A stopped pass leaves the feed due at once.
         result = FetchResult(result.url, result.outcome, result.status, elapsed=result.elapsed)
-        return await _finish(database, feed, result, started, summary, parsed=None, due_now=stopped)
-    return await _finish(database, feed, result, started, summary, parsed=parsed)
+        return await _finish(
+            database, feed, result, started, summary, parsed=None, due_now=stopped, worker=worker, metrics=metrics
+        )
+    return await _finish(database, feed, result, started, summary, parsed=parsed, worker=worker, metrics=metrics)
 
 
 async def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
@@ -282,16 +353,20 @@ async def _draft(
     clock: Clock,
     tagger: Tagger | None,
     vectoriser: Vectoriser,
+    metrics: Metrics | None = None,
 ) -> ArticleDraft:
     summary = html_to_text(entry.summary_html) if entry.summary_html else None
     page = await fetcher.fetch_page(entry.link)
     article = None
     error = None
+    extraction_seconds = None
     if page.outcome is FetchOutcome.OK:
+        began = time.monotonic()
         try:
             article = await extractor.extract_async(page.body, url=page.url, content_type=page.content_type)
         except ExtractionError as exc:
             error = str(exc)
+        extraction_seconds = time.monotonic() - began
     else:
         error = f"page {page.outcome.value}: {page.error}"
     if article is not None and summary and len(article.text) < len(summary):
@@ -304,6 +379,10 @@ async def _draft(
         extraction, text = Extraction.FEED_SUMMARY, summary
     else:
         extraction, text = Extraction.NONE, ""
+    if metrics is not None:
+        metrics.page_fetched(
+            status=page.status, extraction_seconds=extraction_seconds, failed=extraction is not Extraction.PAGE
+        )
     log.info(
         "feed=%s url=%s page=%s extraction=%s%s",
         feed.name,
@@ -404,6 +483,8 @@ async def _finish(
     *,
     parsed: ParsedFeed | None,
     due_now: bool = False,
+    worker: str | None = None,
+    metrics: Metrics | None = None,
 ) -> FeedSummary:
     next_poll_at, learnt = _schedule(feed, result, summary, parsed, started)
     if due_now:
@@ -419,8 +500,11 @@ async def _finish(
             next_poll_at=next_poll_at,
             poll_interval=learnt,
             error=summary.error if summary.outcome.failed else None,
+            worker=worker,
         ),
     )
+    if metrics is not None:
+        metrics.feed_polled(summary, status=result.status, seconds=(utcnow() - started).total_seconds())
     if moved_to:
         note = f"moved permanently to {moved_to}; polling there now — update feeds.yaml"
         log.warning("feed=%s moved_to=%s", feed.name, moved_to)

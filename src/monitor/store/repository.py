@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
@@ -57,6 +57,11 @@ def sync_sources(session: Session, *, feeds: Sequence[FeedConfig], now: datetime
         session.add(FetchState(source_id=source_id, consecutive_failures=0))
 
 
+def due_condition(now: datetime) -> ColumnElement[bool]:
+    """Enabled feeds whose next poll time has come (or that were never polled)."""
+    return and_(Source.enabled.is_(True), or_(FetchState.next_poll_at.is_(None), FetchState.next_poll_at <= now))
+
+
 def due_feeds(
     session: Session,
     *,
@@ -66,34 +71,42 @@ def due_feeds(
 ) -> list[FeedRef]:
     """Feeds to poll now: the named ones, all enabled ones, or the enabled ones whose time has come."""
     query = select(Source, FetchState).join(FetchState, FetchState.source_id == Source.id)
+    query = query.where(feed_selection(session, now=now, names=names, include_all=include_all))
+    return [feed_ref(source, state) for source, state in session.execute(query.order_by(Source.name)).all()]
+
+
+def feed_selection(
+    session: Session, *, now: datetime, names: Collection[str] = (), include_all: bool = False
+) -> ColumnElement[bool]:
+    """The condition picking the named feeds (NotFoundError for an unknown name), all enabled ones, or the
+    due ones."""
     if names:
         known = set(session.scalars(select(Source.name).where(Source.name.in_(names))))
         unknown = sorted(set(names) - known)
         if unknown:
             configured = ", ".join(session.scalars(select(Source.name).order_by(Source.name)))
             raise NotFoundError(f"unknown feed {unknown[0]!r} (configured: {configured or 'none'})")
-        query = query.where(Source.name.in_(names))
-    else:
-        query = query.where(Source.enabled.is_(True))
-        if not include_all:
-            query = query.where(or_(FetchState.next_poll_at.is_(None), FetchState.next_poll_at <= now))
-    rows = session.execute(query.order_by(Source.name)).all()
-    return [
-        FeedRef(
-            id=source.id,
-            name=source.name,
-            url=state.moved_to or source.url,
-            kind=source.kind,
-            language=source.language,
-            interval=timedelta(seconds=source.interval_seconds),
-            max_interval=timedelta(seconds=source.max_interval_seconds),
-            etag=state.etag,
-            last_modified=state.last_modified,
-            poll_interval=timedelta(seconds=state.poll_interval_seconds) if state.poll_interval_seconds else None,
-            failures=state.consecutive_failures or 0,
-        )
-        for source, state in rows
-    ]
+        return Source.name.in_(names)
+    if include_all:
+        return Source.enabled.is_(True)
+    return due_condition(now)
+
+
+def feed_ref(source: Source, state: FetchState) -> FeedRef:
+    """What refresh_feed needs to know about a feed."""
+    return FeedRef(
+        id=source.id,
+        name=source.name,
+        url=state.moved_to or source.url,
+        kind=source.kind,
+        language=source.language,
+        interval=timedelta(seconds=source.interval_seconds),
+        max_interval=timedelta(seconds=source.max_interval_seconds),
+        etag=state.etag,
+        last_modified=state.last_modified,
+        poll_interval=timedelta(seconds=state.poll_interval_seconds) if state.poll_interval_seconds else None,
+        failures=state.consecutive_failures or 0,
+    )
 
 
 def known_entries(
@@ -217,6 +230,7 @@ def record_fetch(
     next_poll_at: datetime,
     poll_interval: timedelta | None = None,
     error: str | None = None,
+    worker: str | None = None,
 ) -> str | None:
     """Log one feed fetch and update the feed's health; return the feed's new URL when it just moved.
 
@@ -231,6 +245,8 @@ def record_fetch(
         session.add(state)
     state.last_attempt_at = started_at
     state.last_outcome = outcome.value
+    if worker is not None and state.leased_by == worker:
+        state.leased_by = state.lease_until = None  # done: the feed is free for its next due time
     state.next_poll_at = next_poll_at
     if poll_interval is not None:
         state.poll_interval_seconds = int(poll_interval.total_seconds())

@@ -98,6 +98,9 @@ class FetchState(Base):
     moved_to: Mapped[str | None] = mapped_column(Text)  # where the feed now lives (repeated 301/308)
     redirect_target: Mapped[str | None] = mapped_column(Text)
     redirect_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The worker polling the feed now, until when (store/leases.py); an expired lease is free to take.
+    leased_by: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
 
 
 class FetchLog(Base):

@@ -1,0 +1,28 @@
+"""Feed leases, so several `monitor run` workers can share one PostgreSQL database.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-25
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("fetch_state", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("leased_by", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("fetch_state", schema=None) as batch_op:
+        batch_op.drop_column("lease_until")
+        batch_op.drop_column("leased_by")
