@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor import __version__
+from monitor import __version__, logs
 from monitor.errors import MonitorError
 from monitor.output import FORMATS
 from monitor.settings import Settings, load_feeds, load_settings, load_tags, parse_duration
@@ -51,6 +51,13 @@ def common_options(function: F) -> F:
             help="SQLAlchemy URL (default: $MONITOR_DATABASE_URL or sqlite:///data/monitor.db).",
         ),
         click.option(
+            "--log-format",
+            type=click.Choice(logs.FORMATS),
+            callback=_store_override,
+            expose_value=False,
+            help="Log lines as text (default: $MONITOR_LOG_FORMAT or text) or as JSON objects, one per line.",
+        ),
+        click.option(
             "-v",
             "--verbose",
             count=True,
@@ -64,19 +71,17 @@ def common_options(function: F) -> F:
     return function
 
 
-def _settings(ctx: click.Context) -> Settings:
+def _settings(ctx: click.Context, *, verbosity: int = 0) -> Settings:
+    """Settings from the environment and the flags; logging set up as they ask (at least verbosity)."""
     overrides = ctx.find_root().ensure_object(dict)
-    _configure_logging(overrides.get("verbose") or 0)
-    return load_settings(config_dir=overrides.get("config_dir"), database_url=overrides.get("database_url"))
-
-
-def _configure_logging(verbosity: int, *, default: int = logging.WARNING) -> None:
-    level = default if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr, force=True
+    logs.configure(overrides.get("verbose") or verbosity)
+    settings = load_settings(
+        config_dir=overrides.get("config_dir"),
+        database_url=overrides.get("database_url"),
+        log_format=overrides.get("log_format"),
     )
-    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logs.configure(overrides.get("verbose") or verbosity, fmt=settings.log_format)
+    return settings
 
 
 @contextmanager
@@ -212,44 +217,48 @@ def poll(ctx: click.Context, names: tuple[str, ...], include_all: bool) -> None:
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    help="Serve /healthz on 127.0.0.1:PORT (default: $MONITOR_METRICS_PORT; 0 or unset: off).",
+    help="Serve /metrics and /healthz on 127.0.0.1:PORT (default: $MONITOR_METRICS_PORT; 0 or unset: off).",
 )
 @click.option(
     "--tick",
-    default="60s",
+    default="15s",
     show_default=True,
-    help="How often to look for due feeds; each feed is polled on its own interval.",
+    help="How often to claim the feeds that have come due; each feed is polled on its own interval.",
 )
 @common_options
 @click.pass_context
 def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
-    """Run the service: poll each feed on its interval until SIGTERM or Ctrl-C.
+    """Run the service: poll each feed on its interval, until SIGTERM or Ctrl-C.
+
+    Several workers may share one PostgreSQL database: each due feed is polled by one of them, and the
+    feeds of a worker that dies are taken over once its leases expire (MONITOR_LEASE_TTL). On SIGTERM or
+    Ctrl-C a worker stops claiming feeds, gives those in hand MONITOR_SHUTDOWN_GRACE to finish, stops the
+    rest between two articles and exits 0. With SQLite, one worker per database file.
 
     \b
     Example:
-        MONITOR_METRICS_PORT=9100 monitor run
+        MONITOR_METRICS_PORT=9100 monitor run --log-format json
     """
-    from monitor.service import Service
+    from monitor.service import Service, ServiceOptions
 
-    settings = _settings(ctx)
-    if not ctx.find_root().ensure_object(dict).get("verbose"):
-        _configure_logging(1)
+    settings = _settings(ctx, verbosity=1)
     try:
         interval = parse_duration(tick)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--tick") from None
     feeds = load_feeds(settings.config_dir)
     port = metrics_port if metrics_port is not None else settings.metrics_port
+    options = ServiceOptions(
+        tick=interval,
+        story_window=settings.story_window,
+        lease_ttl=settings.lease_ttl,
+        grace=settings.shutdown_grace,
+    )
     with _database(settings) as database:
         service = Service(
-            database,
-            feeds=feeds,
-            fetcher_options=_fetcher_options(settings),
-            tagger=_tagger(settings),
-            tick=interval,
-            story_window=settings.story_window,
+            database, feeds=feeds, fetcher_options=_fetcher_options(settings), tagger=_tagger(settings), options=options
         )
-        service.run(health_port=port or None)
+        service.run(http_port=port or None)
 
 
 @cli.command()
@@ -527,7 +536,7 @@ def demo() -> None:
     """
     from monitor.demo import run_demo
 
-    _configure_logging(0)
+    logs.configure(0)
     run_demo(echo=click.echo)
 
 

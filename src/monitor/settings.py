@@ -183,14 +183,27 @@ class Settings(BaseSettings):
     retries: int = Field(default=2, ge=0, le=10)
     # How far apart (by publication time) two reports of one event may be and still join one story.
     story_window: timedelta = timedelta(days=7)
+    # `monitor run`: how long a worker's claim on a feed lasts unless renewed (a dead worker's feeds are
+    # taken over after it), and how long SIGTERM waits for the feeds in hand before abandoning them.
+    lease_ttl: timedelta = timedelta(minutes=5)
+    shutdown_grace: timedelta = timedelta(seconds=10)
+    log_format: Literal["text", "json"] = "text"
 
-    @field_validator("story_window", mode="before")
+    @field_validator("story_window", "lease_ttl", "shutdown_grace", mode="before")
     @classmethod
-    def _window(cls, value: Any) -> Any:
-        window = value if isinstance(value, timedelta) else parse_duration(value)
-        if not timedelta(hours=1) <= window <= timedelta(days=90):
-            raise ValueError("must be between 1h and 90d")
-        return window
+    def _duration(cls, value: Any) -> Any:
+        return value if isinstance(value, timedelta) else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _duration_ranges(self) -> Settings:
+        for name, low, high in (
+            ("story_window", timedelta(hours=1), timedelta(days=90)),
+            ("lease_ttl", timedelta(seconds=3), timedelta(hours=6)),
+            ("shutdown_grace", timedelta(0), timedelta(minutes=10)),
+        ):
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"MONITOR_{name.upper()}: must be between {_human(low)} and {_human(high)}")
+        return self
 
     @field_validator("allow_private_networks")
     @classmethod
@@ -201,6 +214,14 @@ class Settings(BaseSettings):
         return value
 
 
+def _human(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment, with non-None overrides from flags."""
     given = {key: value for key, value in overrides.items() if value is not None}
@@ -208,7 +229,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "?"
+        if not error["loc"]:  # a check across settings names its variable itself
+            raise ConfigError(_friendly(error)) from None
+        field = str(error["loc"][0])
         source = "--" + field.replace("_", "-") if field in given else "MONITOR_" + field.upper()
         raise ConfigError(f"{source}: {_friendly(error)}") from None
 

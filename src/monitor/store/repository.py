@@ -292,6 +292,12 @@ def _follow_permanent_redirect(state: FetchState, target: str | None, *, current
     return None
 
 
+def prune_fetch_log(session: Session, *, before: datetime) -> int:
+    """Delete fetch records older than before; return how many."""
+    result = session.execute(delete(FetchLog).where(FetchLog.started_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 UNHEALTHY_AFTER = 3
 
 
