@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -59,6 +59,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def take_write_lock(session: Session) -> None:
+    """On SQLite, take the database's write lock now, before this transaction reads anything, so that what
+    it reads stays true until it commits (Python's sqlite3 begins a transaction only at the first write).
+    PostgreSQL needs nothing here: its callers lock the rows or keys they decide on."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE fetch_state SET leased_by = leased_by WHERE 0"))
 
 
 def insert_new(session: Session, model: type[Any], **values: Any) -> int | None:

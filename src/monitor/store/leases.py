@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.model import FeedRef
+from monitor.store.db import take_write_lock
 from monitor.store.repository import due_condition, feed_ref, feed_selection
 from monitor.store.schema import FetchState, Source
 
@@ -38,6 +39,7 @@ def claim_feeds(
 ) -> list[FeedRef]:
     """Lease up to limit feeds to worker: the due ones (or named, or all enabled) that no live lease holds,
     most overdue first."""
+    take_write_lock(session)  # SQLite: no other claim between our read and our write
     free = or_(
         FetchState.lease_until.is_(None),
         FetchState.lease_until <= now,

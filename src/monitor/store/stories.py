@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from monitor.model import ArticleDraft, Extraction, StoryFeatures
 from monitor.pipeline.dedupe import same_title
 from monitor.pipeline.similarity import best_story
-from monitor.store.db import insert_new
+from monitor.store.db import insert_new, take_write_lock
 from monitor.store.schema import Article, ArticleCopy, Story, StoryKey
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -37,7 +37,7 @@ def lock_stories(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     else:
-        session.execute(update(Story).where(Story.id == -1).values(updated_at=None))
+        take_write_lock(session)
 
 
 def find_original(session: Session, *, fingerprint: str, title: str) -> int | None:
