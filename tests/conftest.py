@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.pipeline.extract import Extractor
 from monitor.store.db import Database, open_database
+from pollkit import Poll, make_poll
 
 DATA = Path(__file__).parent / "data"
 PAGES = DATA / "pages"
@@ -306,6 +307,12 @@ def extractor() -> Iterator[Extractor]:
     """One extraction pool per module: starting workers costs more than most tests."""
     with Extractor(workers=1) as instance:
         yield instance
+
+
+@pytest.fixture
+def poll(database: Database, extractor: Extractor) -> Poll:
+    """Run one poll pass over the given feeds, due or not, with a fresh Fetcher like `monitor poll` does."""
+    return make_poll(database, extractor)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -26,11 +27,13 @@ Poll = Callable[..., list[FeedSummary]]
 def make_poll(database: Database, extractor: Extractor) -> Poll:
     """A function running one pass over the given feeds, due or not, with a fresh Fetcher."""
 
-    def run(*feeds: FeedConfig, limits: FetchLimits = FAST, policy: AddressPolicy = LOOPBACK) -> list[FeedSummary]:
+    def run(
+        *feeds: FeedConfig, limits: FetchLimits = FAST, policy: AddressPolicy = LOOPBACK, **options: Any
+    ) -> list[FeedSummary]:
         async def one_pass() -> list[FeedSummary]:
             async with Fetcher(user_agent=USER_AGENT, policy=policy, limits=limits) as fetcher:
                 return await poll_feeds(
-                    database, feeds=list(feeds), fetcher=fetcher, extractor=extractor, include_all=True
+                    database, feeds=list(feeds), fetcher=fetcher, extractor=extractor, include_all=True, **options
                 )
 
         return asyncio.run(one_pass())

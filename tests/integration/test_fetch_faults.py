@@ -32,7 +32,7 @@ from monitor.pipeline.fetch import FetchLimits
 from monitor.pipeline.guard import AddressPolicy
 from monitor.store.db import Database, open_database, upgrade
 from monitor.store.schema import Article, Base, FetchLog, Source
-from pollkit import FAST, RSS, Poll, feed, make_poll, state
+from pollkit import FAST, RSS, Poll, feed, state
 
 # No politeness delay and near-instant retry backoff: the faults, not the waiting, are under test.
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -70,12 +70,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     finally:
         engine.dispose()
     return url
-
-
-@pytest.fixture
-def poll(database: Database, extractor: Extractor) -> Poll:
-    """Run one poll pass over the given feeds, due or not, with a fresh Fetcher like `monitor poll` does."""
-    return make_poll(database, extractor)
 
 
 def fetch_log(database: Database, name: str) -> list[FetchLog]:

@@ -15,11 +15,10 @@ from sqlalchemy import select
 from conftest import PAGES, FeedServer, Route
 from feedbuilders import rss2
 from monitor.model import FetchOutcome, FetchResult
-from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher, FetchLimits
 from monitor.store.db import Database
 from monitor.store.schema import Article
-from pollkit import LOOPBACK, RSS, USER_AGENT, Poll, feed, make_poll, state
+from pollkit import LOOPBACK, RSS, USER_AGENT, Poll, feed, state
 
 ARTICLE = "<html><head><title>Story</title></head><body><article><p>A story from Bishkek.</p></article></body></html>"
 
@@ -84,12 +83,6 @@ def test_different_hosts_are_not_serialised_behind_each_other(server: FeedServer
         assert elapsed < 1.25
     finally:
         other.close()
-
-
-@pytest.fixture
-def poll(database: Database, extractor: Extractor) -> Poll:
-    """Run one poll pass over the given feeds, due or not, with a fresh Fetcher like `monitor poll` does."""
-    return make_poll(database, extractor)
 
 
 def next_poll_after(database: Database, name: str) -> timedelta:
