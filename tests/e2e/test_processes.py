@@ -91,6 +91,11 @@ def test_service_polls_serves_healthz_and_stops_on_sigterm(
         _wait_for(lambda: _healthz(port) == 200)
         time.sleep(2.5)  # several ticks pass; the feed's 1m interval keeps it from being polled again
         assert server.hits("/feed.xml") == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            exposition = response.read().decode()
+        assert 'monitor_feeds_polled_total{outcome="ok"} 1.0' in exposition
+        assert "monitor_articles_stored_total 3.0" in exposition
+        assert "monitor_due_feeds 0.0" in exposition
     finally:
         service.send_signal(signal.SIGTERM)
         _, stderr = service.communicate(timeout=30)
