@@ -41,7 +41,7 @@ CAPACITY = 16
 
 
 def seed(database: Database, feeds: int, now: datetime) -> None:
-    """feeds sources, their next poll times spread over the next 10 ticks' worth of time (1 in 10 due)."""
+    """feeds sources, their next poll times spread from 90 s ago to 15 min ahead (a 15 min interval)."""
     configs = [
         FeedConfig(name=f"feed{n:05d}", url=f"https://feed{n}.example/rss", interval="15m") for n in range(feeds)
     ]

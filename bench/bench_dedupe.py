@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
+import cProfile
+import ctypes
 import gc
 import itertools
 import json
@@ -35,12 +38,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from monitor.errors import MonitorError
@@ -352,6 +356,7 @@ class Archive:
             writer.finish(next_article=next_article, next_story=next_story, analyze=analyze)
         finally:
             writer.close()
+            self.database.dispose()
         finished = time.perf_counter()
         return finished - started, finished - seeded
 
@@ -493,14 +498,17 @@ class SizeResult:
     analyze_s: float
     add_ms: list[float]
     round_medians: list[float]
+    reference_ms: list[float]  # the reference archive's, in rounds alternating with these
     candidates_ms: list[float]
     candidates: list[int]
     rows_read: list[int]
     features_ms: list[float]
     rewrites_joined: tuple[int, int]
     new_alone: tuple[int, int]
-    rss_mb: float
+    rss_mb: float  # peak of the process so far (the seeding's SQLite page cache is 1 GB of it)
+    timed_rss_mb: float | None  # peak while the new articles were stored (None where it cannot be reset)
     plan: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def probes(archive: Archive, vectoriser: Vectoriser, count: int, *, label: str) -> list[Probe]:
@@ -581,7 +589,9 @@ def captured_candidate_sql(engine: sa.Engine, into: list[tuple[str, Any]]) -> It
 
 
 def explain(database: Database, statement: str, parameters: Any) -> list[str]:
-    """The plan of the candidate query: EXPLAIN QUERY PLAN on SQLite, EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL."""
+    """The plan of the candidate query: EXPLAIN QUERY PLAN on SQLite. On PostgreSQL, EXPLAIN (ANALYZE, BUFFERS)
+    of the plan for these values, then of the generic plan: psycopg prepares a statement on its fifth use, and
+    the server may then plan it once for any values."""
     connection = database.engine.raw_connection()
     try:
         cursor = connection.cursor()
@@ -589,10 +599,37 @@ def explain(database: Database, statement: str, parameters: Any) -> list[str]:
             cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
             return [row[-1] for row in cursor.fetchall()]
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-        return [row[0] for row in cursor.fetchall()]
+        lines = ["custom plan (for these values):", *(row[0] for row in cursor.fetchall())]
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))  # psycopg's %(name)s to $1, $2, ...
+        numbered = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match[1]) + 1}", statement)
+        cursor.execute("PREPARE bench_candidates AS " + numbered)
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        values = psycopg.ClientCursor(connection.driver_connection).mogrify(
+            ", ".join(["%s"] * len(names)), [parameters[name] for name in names]
+        )
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_candidates({values})")
+        return [*lines, "generic plan:", *(row[0] for row in cursor.fetchall())]
     finally:
         connection.rollback()
         connection.close()
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size since it started, or since reset_peak_rss()."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Linux: restart the peak resident set size from the current one (`5` to /proc/self/clear_refs), after
+    handing the memory the seeding freed (the SQLite writer's page cache) back to the system."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def store(database: Database, probe: Probe) -> tuple[float, int]:
@@ -606,58 +643,53 @@ def store(database: Database, probe: Probe) -> tuple[float, int]:
     return elapsed, article_id
 
 
-def measure(
-    archive: Archive,
-    vectoriser: Vectoriser,
-    *,
-    articles: int,
-    rounds: int,
-    warmup: int,
-    seed_s: float,
-    analyze_s: float,
-) -> SizeResult:
-    """Store warmup, then rounds x articles new articles one by one, timed; check where each one went."""
-    database = archive.database
-    label = f"s{archive.count}"
-    for probe in probes(archive, vectoriser, warmup, label=label + "w"):
-        store(database, probe)  # fresh connections, SQLite's page cache, psycopg's prepared statements
-    sql: list[tuple[str, Any]] = []
-    add_ms: list[float] = []
-    round_medians: list[float] = []
-    candidates_ms: list[float] = []
-    candidates: list[int] = []
-    features_ms: list[float] = []
-    done: list[tuple[Probe, int]] = []
-    for round_ in range(rounds):
-        batch = probes(archive, vectoriser, articles, label=f"{label}r{round_}")
-        features_ms.extend(probe.features_ms for probe in batch)
-        gc.collect()  # the previous round's garbage is not collected on this one's clock
-        timings = []
-        with timed_candidates(candidates_ms, candidates), captured_candidate_sql(database.engine, sql):
-            for probe in batch:
-                elapsed, article_id = store(database, probe)
-                timings.append(elapsed)
-                done.append((probe, article_id))
-        add_ms.extend(timings)
-        round_medians.append(statistics.median(timings))
+@dataclass
+class Runs:
+    """The new articles stored in one archive at one size: timings, and what to check afterwards."""
+
+    add_ms: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)
+    candidates_ms: list[float] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+    features_ms: list[float] = field(default_factory=list)
+    done: list[tuple[Probe, int]] = field(default_factory=list)
+    sql: list[tuple[str, Any]] = field(default_factory=list)  # the first candidate query, for EXPLAIN
+
+
+def timed_round(archive: Archive, vectoriser: Vectoriser, runs: Runs, *, articles: int, label: str) -> None:
+    """Store articles new articles one by one, each timed."""
+    batch = probes(archive, vectoriser, articles, label=label)
+    runs.features_ms.extend(probe.features_ms for probe in batch)
+    gc.collect()  # the previous round's garbage is not collected on this one's clock
+    timings = []
+    with (
+        timed_candidates(runs.candidates_ms, runs.candidates),
+        captured_candidate_sql(archive.database.engine, runs.sql),
+    ):
+        for probe in batch:
+            elapsed, article_id = store(archive.database, probe)
+            timings.append(elapsed)
+            runs.done.append((probe, article_id))
+    runs.add_ms.extend(timings)
+    runs.round_medians.append(statistics.median(timings))
+
+
+def check_stories(archive: Archive, runs: Runs) -> tuple[tuple[int, int], tuple[int, int], list[int]]:
+    """(rewrites that joined their original's story, of all), (new events that started a story of their own,
+    of all), and the index rows each article's candidate query had to read."""
     joined, alone, rows_read = [0, 0], [0, 0], []
-    end = archive.at(archive.slots)
-    with database.session() as session:
-        story_of = dict(
-            session.execute(sa.select(Article.id, Article.story_id).where(Article.id.in_([i for _, i in done]))).all()
-        )
+    ids = [article_id for _, article_id in runs.done]
+    with archive.database.session() as session:
+        story_of = dict(session.execute(sa.select(Article.id, Article.story_id).where(Article.id.in_(ids))).all())
         taken = set(
             session.scalars(
-                sa.select(Article.story_id).where(
-                    Article.story_id.in_(set(story_of.values())), Article.id.not_in([i for _, i in done])
-                )
+                sa.select(Article.story_id).where(Article.story_id.in_(set(story_of.values())), Article.id.not_in(ids))
             )
         )
-        for probe, article_id in done:
-            features = probe.draft.features
+        for probe, article_id in runs.done:
+            features, at = probe.draft.features, probe.draft.published_at
             assert features is not None
-            assert probe.draft.published_at is not None
-            at = probe.draft.published_at
+            assert at is not None
             rows_read.append(
                 session.scalar(
                     sa.select(sa.func.count())
@@ -671,38 +703,88 @@ def measure(
                 joined[1] += 1
             else:
                 # A new event must start a story of its own: one no archive article and no other probe is in.
-                others = sum(1 for _, other in done if story_of[other] == story_of[article_id])
+                others = sum(1 for _, other in runs.done if story_of[other] == story_of[article_id])
                 alone[0] += story_of[article_id] not in taken and others == 1
                 alone[1] += 1
-        in_window = session.scalar(
-            sa.select(sa.func.count()).select_from(Article).where(Article.published_at >= end - WINDOW)
-        )
-        story_keys = session.scalar(sa.select(sa.func.count()).select_from(StoryKey)) or 0
-    archive.measured_keys = story_keys - archive.keys
     if joined[0] < JOINED_AT_LEAST * joined[1] or alone[0] < JOINED_AT_LEAST * alone[1]:
         raise BenchError(
             f"at {archive.count} articles, {joined[0]}/{joined[1]} rewrites joined their original's story and "
             f"{alone[0]}/{alone[1]} new events started their own (need {JOINED_AT_LEAST:.0%} of each)"
         )
-    plan = explain(database, *sql[0]) if sql else []
+    return (joined[0], joined[1]), (alone[0], alone[1]), rows_read
+
+
+def count_keys(archive: Archive) -> int:
+    """story_keys rows; remembers how many the measured add_article calls wrote."""
+    with archive.database.session() as session:
+        rows = session.scalar(sa.select(sa.func.count()).select_from(StoryKey)) or 0
+    archive.measured_keys = rows - archive.keys
+    return rows
+
+
+def measure(
+    archive: Archive,
+    reference: Archive,
+    vectoriser: Vectoriser,
+    *,
+    articles: int,
+    rounds: int,
+    warmup: int,
+    seed_s: float,
+    analyze_s: float,
+    profile_dir: Path | None = None,
+) -> SizeResult:
+    """Store warmup, then rounds x articles new articles one by one, timed, in archive and in the reference
+    archive by turns; check where each one went."""
+    label = f"s{archive.count}"
+    process_peak = peak_rss_mb()
+    reset = reset_peak_rss()
+    for which in (archive, reference):
+        for probe in probes(which, vectoriser, warmup, label=f"{label}w"):
+            store(which.database, probe)  # fresh connections, SQLite's page cache, psycopg's prepared statements
+    runs, reference_runs = Runs(), Runs()
+    for round_ in range(rounds):
+        turns = ((reference, reference_runs), (archive, runs))
+        for which, into in turns if round_ % 2 == 0 else reversed(turns):
+            timed_round(which, vectoriser, into, articles=articles, label=f"{label}r{round_}")
+    notes = prepared_plans(archive.database)  # on the connection that stored them, before anything else
+    joined, alone, rows_read = check_stories(archive, runs)
+    check_stories(reference, reference_runs)
+    with archive.database.session() as session:
+        end = archive.at(archive.slots)
+        in_window = session.scalar(
+            sa.select(sa.func.count()).select_from(Article).where(Article.published_at >= end - WINDOW)
+        )
+    if profile_dir is not None:  # one more round, untimed, under cProfile
+        profiler = cProfile.Profile()
+        batch = probes(archive, vectoriser, articles, label=f"{label}p")
+        profiler.enable()
+        for probe in batch:
+            store(archive.database, probe)
+        profiler.disable()
+        profiler.dump_stats(profile_dir / f"add_article-{archive.count}.prof")
+    count_keys(reference)
     return SizeResult(
         size=archive.count,
         span_days=archive.count / archive.per_day,
         in_window=in_window or 0,
-        story_keys=story_keys,
+        story_keys=count_keys(archive),
         disk_bytes=archive.size_on_disk(),
         seed_s=seed_s,
         analyze_s=analyze_s,
-        add_ms=add_ms,
-        round_medians=round_medians,
-        candidates_ms=candidates_ms,
-        candidates=candidates,
+        add_ms=runs.add_ms,
+        round_medians=runs.round_medians,
+        reference_ms=reference_runs.add_ms,
+        candidates_ms=runs.candidates_ms,
+        candidates=runs.candidates,
         rows_read=rows_read,
-        features_ms=features_ms,
-        rewrites_joined=(joined[0], joined[1]),
-        new_alone=(alone[0], alone[1]),
-        rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        plan=plan,
+        features_ms=runs.features_ms,
+        rewrites_joined=joined,
+        new_alone=alone,
+        rss_mb=max(process_peak, peak_rss_mb()),
+        timed_rss_mb=peak_rss_mb() if reset else None,
+        plan=explain(archive.database, *runs.sql[0]) if runs.sql else [],
+        notes=notes,
     )
 
 
@@ -726,27 +808,43 @@ def prepared_plans(database: Database) -> list[str]:
 
 
 @contextmanager
-def database_url(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, str]]:
-    """(backend label, URL): the given database, a temporary PostgreSQL database, or a SQLite file."""
-    if args.database_url:
-        yield "given database", args.database_url
-        return
+def database_urls(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, str, str]]:
+    """(backend label, URL of the growing archive, URL of the reference archive): two SQLite files, or two
+    temporary PostgreSQL databases on one server."""
     if not args.postgres:
-        yield f"SQLite {sqlite3.sqlite_version} (WAL file)", f"sqlite:///{workdir / 'monitor.db'}"
+        yield (
+            f"SQLite {sqlite3.sqlite_version} (WAL files)",
+            f"sqlite:///{workdir / 'monitor.db'}",
+            f"sqlite:///{workdir / 'reference.db'}",
+        )
         return
     admin = sa.create_engine(args.postgres_admin_url, isolation_level="AUTOCOMMIT")
-    name = f"monitor_bench_{uuid.uuid4().hex[:12]}"
+    names = [f"monitor_bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
     try:
         with admin.connect() as connection:
             version = connection.scalar(sa.text("show server_version"))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         try:
-            yield f"PostgreSQL {version}", admin.url.set(database=name).render_as_string(hide_password=False)
+            for name in names:
+                with admin.connect() as connection:
+                    connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            urls = [admin.url.set(database=name).render_as_string(hide_password=False) for name in names]
+            yield f"PostgreSQL {version}", urls[0], urls[1]
         finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                with admin.connect() as connection:
+                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def open_archive(opened: ExitStack, url: str, pool: Pool, args: argparse.Namespace, *, seed: int) -> Archive:
+    """An empty archive at url, disposed of when opened closes."""
+    database, source_ids = open_empty(url)
+    opened.callback(database.dispose)
+    path = Path(database.engine.url.database or "") if database.engine.dialect.name == "sqlite" else None
+    return Archive(
+        database, database.engine.dialect.name, pool, args.per_day, source_ids, random.Random(seed), path=path
+    )
 
 
 def open_empty(url: str) -> tuple[Database, list[int]]:
@@ -772,32 +870,40 @@ def p95(values: Sequence[float]) -> float:
 
 
 def report(results: Sequence[SizeResult]) -> tuple[str, list[str]]:
-    """A Markdown table, one row per size, and the targets missed."""
-    base = statistics.median(results[0].add_ms)
-    base_features = statistics.median(results[0].features_ms)
+    """A Markdown table, one row per size, and the targets missed.
+
+    The target is judged on the ratio to the reference archive (as large as the smallest size, timed in rounds
+    alternating with the archive's), which drift on the machine affects alike; the ratio to the smallest
+    size's own median, measured minutes earlier, is shown beside it.
+    """
+    first = results[0]
+    base, base_features = statistics.median(first.add_ms), statistics.median(first.features_ms)
     lines = [
         "| stored articles | span days | in 7-day window | story_keys rows | DB size MB | seed s (ANALYZE) "
-        "| add_article median ms | p95 ms | round medians ms | × smallest | candidate query median ms "
-        "| index rows read (median / p95) | features median ms (× smallest) | rewrites joined | new events alone "
-        "| peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| add_article median ms | p95 ms | round medians ms | reference median ms | × reference "
+        f"| × {first.size:,} | candidate query median ms | index rows read (median / p95) "
+        "| features median ms (× first) | rewrites joined | new events alone | peak RSS MB (process / while timed) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     missed = []
     for result in results:
-        median = statistics.median(result.add_ms)
-        ratio = median / base
+        median, reference = statistics.median(result.add_ms), statistics.median(result.reference_ms)
+        ratio = median / reference
         features = statistics.median(result.features_ms)
         if ratio > TARGET_RATIO:
-            missed.append(f"{result.size} articles: {median:.2f} ms, {ratio:.2f} × the {results[0].size} figure")
+            missed.append(
+                f"{result.size:,} articles: {median:.2f} ms, {ratio:.2f} × the {first.size:,}-article reference"
+            )
+        timed_rss = "?" if result.timed_rss_mb is None else f"{result.timed_rss_mb:.0f}"
         lines.append(
             f"| {result.size:,} | {result.span_days:.0f} | {result.in_window:,} | {result.story_keys:,} "
             f"| {result.disk_bytes / 1e6:,.0f} | {result.seed_s:.0f} ({result.analyze_s:.0f}) | {median:.2f} "
             f"| {p95(result.add_ms):.2f} | {min(result.round_medians):.2f}–{max(result.round_medians):.2f} "
-            f"| {ratio:.2f} | {statistics.median(result.candidates_ms):.2f} "
+            f"| {reference:.2f} | {ratio:.2f} | {median / base:.2f} | {statistics.median(result.candidates_ms):.2f} "
             f"| {statistics.median(result.rows_read):.0f} / {p95(result.rows_read):.0f} "
             f"| {features:.2f} ({features / base_features:.2f}) "
             f"| {result.rewrites_joined[0]}/{result.rewrites_joined[1]} | {result.new_alone[0]}/{result.new_alone[1]} "
-            f"| {result.rss_mb:.0f} |"
+            f"| {result.rss_mb:.0f} / {timed_rss} |"
         )
     return "\n".join(lines), missed
 
@@ -828,8 +934,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
             "Time repository.add_article (story dedup) for new articles at growing archive sizes, seeded in bulk "
-            "with synthetic articles published at a constant rate. Exits 1 when the largest size's median costs "
-            f"more than {TARGET_RATIO:g} × the smallest's, 2 when the run finds a correctness problem."
+            "with synthetic articles published at a constant rate. Exits 1 when a size's median costs "
+            f"more than {TARGET_RATIO:g} × a reference archive of the smallest size timed by turns with it, 2 when the "
+            "run finds a correctness problem."
         ),
         epilog="example: .venv/bin/python bench/bench_dedupe.py --sizes 10000,100000 --postgres",
     )
@@ -847,14 +954,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the synthetic text")
     parser.add_argument("--no-analyze", action="store_true", help="skip ANALYZE after seeding (the app never runs it)")
     parser.add_argument("--explain", action="store_true", help="print the candidate query's plan at each size")
-    parser.add_argument("--postgres", action="store_true", help="use a temporary PostgreSQL database, then drop it")
+    parser.add_argument("--postgres", action="store_true", help="use temporary PostgreSQL databases, then drop them")
     parser.add_argument(
         "--postgres-admin-url",
         default=POSTGRES_ADMIN_URL,
         help=f"server where --postgres creates its database (default {POSTGRES_ADMIN_URL})",
     )
-    parser.add_argument("--database-url", help="use this empty database instead (kept afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the working folder (the SQLite file)")
+    parser.add_argument(
+        "--profile", type=Path, help="store one more round per size under cProfile, untimed; write its stats here"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the working folder (the SQLite files)")
     args = parser.parse_args(argv)
     if args.articles < 2 or args.rounds < 1 or args.warmup < 0 or args.per_day < 1:
         parser.error("--articles must be at least 2, --rounds 1, --warmup 0 and --per-day 1")
@@ -869,56 +978,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     revision = source_revision()  # before src/ can change under a run that lasts minutes
     workdir = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     results: list[SizeResult] = []
-    notes: list[str] = []
     started = time.perf_counter()
     try:
-        with database_url(args, workdir) as (backend, url):
-            database, source_ids = open_empty(url)
-            try:
-                vectoriser = story_vectoriser(None)
-                pool = build_pool(Corpus(rng), vectoriser, size=args.pool, per_day=args.per_day)
+        with database_urls(args, workdir) as (backend, url, reference_url), ExitStack() as opened:
+            vectoriser = story_vectoriser(None)
+            pool = build_pool(Corpus(rng), vectoriser, size=args.pool, per_day=args.per_day)
+            print(
+                f"{backend}; {args.pool:,} synthetic articles generated and vectorised in {pool.seconds:.0f} s "
+                f"({len(pool.events):,} events); {args.per_day:,} articles a day; code at {revision}",
+                flush=True,
+            )
+            archive, reference = (
+                open_archive(opened, address, pool, args, seed=args.seed + offset)
+                for offset, address in enumerate((url, reference_url), start=1)
+            )
+            reference.grow(args.sizes[0], analyze=not args.no_analyze)
+            check_seed(reference)
+            for size in args.sizes:
+                seed_s, analyze_s = archive.grow(size, analyze=not args.no_analyze)
+                check_seed(archive)
+                result = measure(
+                    archive,
+                    reference,
+                    vectoriser,
+                    articles=args.articles,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                    seed_s=seed_s,
+                    analyze_s=analyze_s,
+                    profile_dir=args.profile,
+                )
+                results.append(result)
                 print(
-                    f"{backend}; {args.pool:,} synthetic articles generated and vectorised in {pool.seconds:.0f} s "
-                    f"({len(pool.events):,} events); {args.per_day:,} articles a day; code at {revision}",
+                    f"{size:,} articles: seeded in {seed_s:.0f} s; add_article median "
+                    f"{statistics.median(result.add_ms):.2f} ms (reference {statistics.median(result.reference_ms):.2f}"
+                    f" ms), p95 {p95(result.add_ms):.2f} ms",
                     flush=True,
                 )
-                sqlite_path = workdir / "monitor.db" if database.engine.dialect.name == "sqlite" else None
-                if args.database_url and sqlite_path is not None:
-                    sqlite_path = Path(database.engine.url.database or "")
-                archive = Archive(
-                    database,
-                    database.engine.dialect.name,
-                    pool,
-                    args.per_day,
-                    source_ids,
-                    random.Random(args.seed + 1),
-                    path=sqlite_path,
-                )
-                for size in args.sizes:
-                    seed_s, analyze_s = archive.grow(size, analyze=not args.no_analyze)
-                    check_seed(archive)
-                    result = measure(
-                        archive,
-                        vectoriser,
-                        articles=args.articles,
-                        rounds=args.rounds,
-                        warmup=args.warmup,
-                        seed_s=seed_s,
-                        analyze_s=analyze_s,
-                    )
-                    results.append(result)
-                    print(
-                        f"{size:,} articles: seeded in {seed_s:.0f} s; add_article median "
-                        f"{statistics.median(result.add_ms):.2f} ms, p95 {p95(result.add_ms):.2f} ms",
-                        flush=True,
-                    )
-                    if args.explain:
-                        print("\n".join(f"    {line}" for line in result.plan), flush=True)
-                notes = prepared_plans(database)
-            finally:
-                database.dispose()
+                if args.explain:
+                    print("\n".join(f"    {line}" for line in result.plan), flush=True)
     except (BenchError, MonitorError, sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
         print(f"FAILED: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 2
@@ -929,13 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     table, missed = report(results)
     print(table)
-    for note in notes:
-        print(note)
+    for result in results:
+        for note in result.notes:
+            print(f"{result.size:,} articles: {note}")
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"{time.perf_counter() - started:.0f} s in all; {args.rounds} × {args.articles} new articles per size "
-        f"after {args.warmup} untimed, half rewrites of the archive's last day; target: median at most "
-        f"{TARGET_RATIO:g} × the {results[0].size:,}-article figure"
+        f"and as many in the {results[0].size:,}-article reference, by turns, after {args.warmup} untimed; half "
+        f"rewrites of the archive's last day; target: median at most {TARGET_RATIO:g} × the reference's"
     )
     for problem in missed:
         print(f"TARGET MISSED: {problem}", file=sys.stderr)
