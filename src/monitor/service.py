@@ -169,10 +169,14 @@ class Service:
             return len(claimed)
 
     def maintenance(self) -> None:
-        """Prune the fetch log; let SQLite refresh its query statistics."""
-        cutoff = utcnow() - self.options.keep_fetch_log
+        """Prune the fetch log; let SQLite refresh its query statistics. Once per hour per cluster."""
+        now = utcnow()
+        cutoff = now - self.options.keep_fetch_log
         try:
             with self.database.session() as session:
+                due = now.replace(minute=0, second=0, microsecond=0)
+                if not leases.run_once(session, job="maintenance", due_at=due, worker=self.worker, now=now):
+                    return  # another worker did this hour's
                 pruned = repository.prune_fetch_log(session, before=cutoff)
                 if session.get_bind().dialect.name == "sqlite":
                     session.execute(text("PRAGMA optimize"))

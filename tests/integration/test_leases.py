@@ -134,3 +134,13 @@ def test_old_fetch_records_are_pruned(feeds: Database) -> None:
     with feeds.session() as session:
         assert repository.prune_fetch_log(session, before=NOW - timedelta(days=30)) == 2
         assert session.scalar(sa.select(sa.func.count()).select_from(FetchLog)) == 1
+
+
+def test_once_per_cluster_work_runs_once_per_due_time(database: Database) -> None:
+    due = NOW.replace(minute=0)
+    with database.session() as session:
+        assert leases.run_once(session, job="maintenance", due_at=due, worker="a", now=NOW)
+    with database.session() as session:
+        assert not leases.run_once(session, job="maintenance", due_at=due, worker="b", now=NOW)
+        assert leases.run_once(session, job="maintenance", due_at=due + timedelta(hours=1), worker="b", now=NOW)
+        assert leases.run_once(session, job="digest:morning", due_at=due, worker="b", now=NOW)

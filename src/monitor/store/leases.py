@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.model import FeedRef
 from monitor.store.db import take_write_lock
 from monitor.store.repository import due_condition, feed_ref, feed_selection
-from monitor.store.schema import FetchState, Source
+from monitor.store.schema import FetchState, JobRun, Source
 
 DEFAULT_TTL = timedelta(minutes=5)
 
@@ -133,3 +134,16 @@ def backlog(session: Session, *, now: datetime) -> Backlog:
     count, oldest = row
     lag = (now - oldest).total_seconds() if oldest is not None else 0.0
     return Backlog(due=int(count or 0), oldest_lag_seconds=max(0.0, lag))
+
+
+def run_once(session: Session, *, job: str, due_at: datetime, worker: str, now: datetime) -> bool:
+    """Claim the run of job due at due_at for worker; False when another worker already has it. Work that
+    must happen once per cluster (a digest, maintenance) runs only when this says True."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(JobRun)
+        .values(name=job, due_at=due_at, worker=worker, started_at=now)
+        .on_conflict_do_nothing()
+        .returning(JobRun.name)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None

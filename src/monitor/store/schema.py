@@ -103,6 +103,17 @@ class FetchState(Base):
     lease_until: Mapped[datetime | None]
 
 
+class JobRun(Base):
+    """Work done once per cluster per due time (a digest, maintenance): the row's insert is the claim."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+
+
 class FetchLog(Base):
     """One row per feed fetch: the outcome and what it yielded."""
 
