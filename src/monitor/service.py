@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TICK = timedelta(seconds=15)
 MAINTENANCE_EVERY = timedelta(hours=1)
 KEEP_FETCH_LOG = timedelta(days=30)
+# A job that wakes late (the machine slept, the process was down) runs once, however late (APScheduler 3's
+# default grace of 1 s would skip it silently), never as a burst of catch-up runs, and never twice at once.
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +133,7 @@ class Service:
         self._fetcher: Fetcher | None = None
         self._keeper: concurrent.futures.Future[None] | None = None
         self._scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=2)},
-            # A job that wakes late runs once (coalesced), never a burst of catch-up runs, and never twice at once.
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=2)}, job_defaults=JOB_DEFAULTS, timezone=UTC
         )
 
     # -- the jobs ----------------------------------------------------------------------------------------
