@@ -7,10 +7,12 @@ Every problem becomes one ConfigError line naming the file, the entry and the fi
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -165,6 +167,102 @@ def load_tags(config_dir: Path) -> list[TagConfig]:
     return _validated(path, "tags", data["tags"], TagConfig, key="id", needs="id, kind, name and aliases")
 
 
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class SubscriptionConfig(BaseModel):
+    """One digest subscription from digests.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(max_length=100)
+    to: tuple[str, ...] = Field(min_length=1)
+    at: str = "08:00"
+    timezone: str = "UTC"
+    # A story matches when it has an article matching every filter given (any value within one filter).
+    tags: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    min_score: float = Field(default=0.0, ge=0)
+    send_empty: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("use lowercase letters, digits, '-' and '_' (it names the digest on the command line)")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not _EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an email address like analyst@example.org")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.match(value):
+            raise ValueError(f"{value!r} is not a time like 08:00")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone like Asia/Ashgabat") from None
+        return value
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(code.upper() for code in value)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The subscription's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def send_time(self) -> time:
+        """The local time of day the digest is sent."""
+        hour, minute = self.at.split(":")
+        return time(int(hour), int(minute))
+
+
+def load_digests(
+    config_dir: Path, *, tags: Sequence[TagConfig] = (), feeds: Sequence[FeedConfig] = ()
+) -> list[SubscriptionConfig]:
+    """The subscriptions of config_dir/digests.yaml (none when the file is absent); tags and sources they
+    name must exist in the watchlist and feeds.yaml when those are given."""
+    path = config_dir / "digests.yaml"
+    data = _read_yaml(path, required=False)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or set(data) != {"subscriptions"} or not isinstance(data["subscriptions"], list):
+        raise ConfigError(f"{path}: must be a mapping with a 'subscriptions' list")
+    subscriptions = _validated(
+        path, "subscriptions", data["subscriptions"], SubscriptionConfig, key="name", needs="name and to"
+    )
+    known_tags = {tag.id for tag in tags}
+    known_feeds = {feed.name for feed in feeds}
+    for index, subscription in enumerate(subscriptions):
+        where = f"{path}: subscriptions[{index}] ({subscription.name})"
+        for tag in subscription.tags:
+            if known_tags and tag not in known_tags:
+                raise ConfigError(f"{where}: tags: {tag!r} is not in the watchlist ({', '.join(sorted(known_tags))})")
+        for source in subscription.sources:
+            if known_feeds and source not in known_feeds:
+                raise ConfigError(f"{where}: sources: {source!r} is not a feed in feeds.yaml")
+    return subscriptions
+
+
 class Settings(BaseSettings):
     """Process-wide settings from MONITOR_* variables; flags override them."""
 
@@ -188,6 +286,13 @@ class Settings(BaseSettings):
     lease_ttl: timedelta = timedelta(minutes=5)
     shutdown_grace: timedelta = timedelta(seconds=10)
     log_format: Literal["text", "json"] = "text"
+    # Digests: the SMTP server and the sender.
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # default: 25, 587 (starttls) or 465 (ssl)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    mail_from: str = "monitor@localhost"
 
     @field_validator("story_window", "lease_ttl", "shutdown_grace", mode="before")
     @classmethod

@@ -233,3 +233,35 @@ class ArticleTag(Base):
     count: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     snippet: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestRun(Base):
+    """The ledger: one row per subscription and window. Pending until sent; sent once, with its Message-ID."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("subscription", "window_end"), Index(None, "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription: Mapped[str] = mapped_column(String(100))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))  # pending | sending | sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    stories: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_recipients: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class DigestStory(Base):
+    """A story a subscription has received: never sent to it again."""
+
+    __tablename__ = "digest_stories"
+
+    subscription: Mapped[str] = mapped_column(String(100), primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("digest_runs.id", ondelete="CASCADE"), index=True)

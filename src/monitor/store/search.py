@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView, StoryMember, StoryView
-from monitor.store.schema import Article, ArticleCopy, ArticleTag, Source, Story, Tag
+from monitor.store.schema import Article, ArticleCopy, ArticleTag, DigestStory, Source, Story, Tag
 
 SNIPPET_LENGTH = 240
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")  # a string: SQLAlchemy 2.0 cannot subscript it so
@@ -31,6 +31,11 @@ class ArticleQuery:
     since: datetime | None = None
     until: datetime | None = None
     story: int | None = None
+    languages: tuple[str, ...] = ()
+    min_score: float = 0.0  # with tags or countries: a matching tag must score at least this
+    fetched_since: datetime | None = None  # when the article was stored
+    fetched_until: datetime | None = None
+    not_sent_to: str | None = None  # leave out the stories this digest subscription has received
     limit: int | None = 20
     offset: int = 0
 
@@ -135,12 +140,28 @@ def _filtered(statement: _S, query: ArticleQuery, when: ColumnElement[datetime])
             .exists()
         )
         statement = statement.where(or_(Source.name.in_(query.sources), carried))
+    strong = ArticleTag.score >= query.min_score
     if query.tags:
-        statement = statement.where(_has_tag(ArticleTag.tag_id.in_(query.tags)))
+        statement = statement.where(_has_tag(and_(ArticleTag.tag_id.in_(query.tags), strong)))
     if query.countries:
         statement = statement.where(
-            _has_tag(and_(ArticleTag.tag_id.in_([c.upper() for c in query.countries]), Tag.kind == "country"))
+            _has_tag(and_(ArticleTag.tag_id.in_([c.upper() for c in query.countries]), Tag.kind == "country", strong))
         )
+    if query.min_score and not (query.tags or query.countries):
+        statement = statement.where(_has_tag(strong))
+    if query.languages:
+        statement = statement.where(Article.language.in_(query.languages))
+    if query.fetched_since is not None:
+        statement = statement.where(Article.fetched_at >= query.fetched_since)
+    if query.fetched_until is not None:
+        statement = statement.where(Article.fetched_at < query.fetched_until)
+    if query.not_sent_to is not None:
+        sent = (
+            select(DigestStory.story_id)
+            .where(DigestStory.subscription == query.not_sent_to, DigestStory.story_id == Article.story_id)
+            .exists()
+        )
+        statement = statement.where(~sent)
     if query.story is not None:
         statement = statement.where(Article.story_id == query.story)
     if query.since is not None:
