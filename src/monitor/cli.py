@@ -263,9 +263,19 @@ def run(ctx: click.Context, metrics_port: int | None, tick: str) -> None:
         lease_ttl=settings.lease_ttl,
         grace=settings.shutdown_grace,
     )
+    from monitor.digest.send import SmtpSettings
+
+    tagger = _tagger(settings)
+    subscriptions = load_digests(settings.config_dir, tags=tagger.tags, feeds=feeds)
     with _database(settings) as database:
         service = Service(
-            database, feeds=feeds, fetcher_options=_fetcher_options(settings), tagger=_tagger(settings), options=options
+            database,
+            feeds=feeds,
+            fetcher_options=_fetcher_options(settings),
+            tagger=tagger,
+            options=options,
+            subscriptions=subscriptions,
+            smtp=SmtpSettings.from_settings(settings),
         )
         service.run(http_port=port or None)
 

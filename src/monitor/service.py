@@ -29,9 +29,11 @@ from typing import IO, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.digest.send import SmtpSettings, send_due
 from monitor.errors import ConfigError
 from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.model import FeedRef, FeedSummary
@@ -49,7 +51,7 @@ from monitor.pipeline.refresh import (
 )
 from monitor.pipeline.robots import RobotsCache
 from monitor.pipeline.tag import Tagger
-from monitor.settings import FeedConfig
+from monitor.settings import FeedConfig, SubscriptionConfig
 from monitor.store import leases, repository
 from monitor.store.db import Database
 from monitor.store.stories import DEFAULT_WINDOW
@@ -74,6 +76,7 @@ class ServiceOptions:
     grace: timedelta = timedelta(seconds=10)
     capacity: int = FEED_CONCURRENCY  # feeds in flight at once
     keep_fetch_log: timedelta = KEEP_FETCH_LOG
+    digest_check: timedelta = timedelta(minutes=1)  # retries of failed digests, and catching up after downtime
 
 
 class Heartbeat:
@@ -110,8 +113,12 @@ class Service:
         fetcher_options: dict[str, Any],
         tagger: Tagger | None = None,
         options: ServiceOptions | None = None,
+        subscriptions: Sequence[SubscriptionConfig] = (),
+        smtp: SmtpSettings | None = None,
     ) -> None:
         self.database = database
+        self.subscriptions = tuple(subscriptions)
+        self.smtp = smtp or SmtpSettings()
         self.feeds = feeds
         self.fetcher_options = fetcher_options
         self.tagger = tagger
@@ -185,6 +192,23 @@ class Service:
             return
         log.info("job=maintenance pruned_fetch_records=%d", pruned)
 
+    def digest_job(self, name: str | None = None) -> None:
+        """Send the digests that are due (one subscription's at its time; all, to retry and catch up)."""
+        if self._stopping.is_set() or not self.subscriptions:
+            return
+        try:
+            send_due(
+                self.database,
+                self.subscriptions,
+                smtp=self.smtp,
+                now=utcnow(),
+                worker=self.worker,
+                tagger=self.tagger,
+                names=[name] if name else (),
+            )
+        except Exception:
+            log.exception("job=digest subscription=%s outcome=crash", name or "all")
+
     def _start(self, feed: FeedRef) -> None:
         self._leased.add(feed.id)
         future = asyncio.run_coroutine_threadsafe(self._refresh(feed), self._loop)
@@ -232,6 +256,22 @@ class Service:
                 next_run_time=datetime.now(UTC) + timedelta(minutes=1),
                 id="maintenance",
             )
+            for subscription in self.subscriptions:
+                hour, minute = subscription.at.split(":")
+                self._scheduler.add_job(
+                    self.digest_job,
+                    CronTrigger(hour=int(hour), minute=int(minute), timezone=subscription.zone),
+                    args=[subscription.name],
+                    id=f"digest:{subscription.name}",
+                )
+            if self.subscriptions:
+                self._scheduler.add_job(
+                    self.digest_job,
+                    "interval",
+                    seconds=self.options.digest_check.total_seconds(),
+                    next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+                    id="digests",
+                )
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
             log.info(
                 "service=started worker=%s feeds=%d tick_s=%d lease_s=%d",

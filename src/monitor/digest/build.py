@@ -99,8 +99,10 @@ def build_digest(
     placed: dict[tuple[str, str], list[DigestItem]] = defaultdict(list)
     countries: Counter[str] = Counter()
     topics: Counter[str] = Counter()
+    # Ties go to the tag listed first in the watchlist: its order is the user's order of priority.
+    rank = {tag.id: index for index, tag in enumerate(tagger.tags)} if tagger else {}
     for story in stories:
-        story_tag_list = tags.get(story.id, [])
+        story_tag_list = sorted(tags.get(story.id, []), key=lambda t: (-t.score, rank.get(t.id, len(rank)), t.id))
         country = next((t.name for t in story_tag_list if t.kind == "country"), NO_COUNTRY)
         topic = next((t.name for t in story_tag_list if t.kind == "topic"), NO_TOPIC)
         countries[country] += 1
