@@ -345,7 +345,7 @@ def test_filters_choose_the_stories_and_an_empty_digest_is_only_sent_when_asked(
 def test_the_first_window_covers_the_last_24_hours(
     archive: Database, tagger: Tagger, mailbox: tuple[Mailbox, int]
 ) -> None:
-    inbox, port = mailbox
+    _, port = mailbox
     store(archive, tagger, "akipress", 1, "Kambarata-1 financing signed", DAM, 30)  # stored 30 h before 08:00
     store(archive, tagger, "orient", 2, "Turkmenbashi–Baku container ferry", FERRY, 5)
 
@@ -444,13 +444,10 @@ def test_starttls_and_ssl_with_login(
     # With implicit TLS (ssl) the whole session is encrypted; with starttls, AUTH only after STARTTLS.
     options: dict[str, Any] = {"authenticator": authenticate, "auth_require_tls": security == "starttls"}
     if security == "ssl":
-        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context, server_kwargs=options)
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context, **options)
     else:
         controller = Controller(
-            inbox,
-            hostname="127.0.0.1",
-            port=port,
-            server_kwargs={**options, "tls_context": context, "require_starttls": True},
+            inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True, **options
         )
     controller.start()
     try:
