@@ -177,7 +177,7 @@ class SubscriptionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(max_length=100)
-    to: tuple[str, ...] = Field(min_length=1)
+    to: tuple[str, ...]
     at: str = "08:00"
     timezone: str = "UTC"
     # A story matches when it has an article matching every filter given (any value within one filter).
@@ -198,6 +198,8 @@ class SubscriptionConfig(BaseModel):
     @field_validator("to")
     @classmethod
     def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one recipient")
         for address in value:
             if not _EMAIL.match(address):
                 raise ValueError(f"{address!r} is not an email address like analyst@example.org")
