@@ -8,11 +8,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from monitor.digest.send import preview
 from monitor.model import FeedSummary
 from monitor.output import render_articles, render_stories, render_summaries
 from monitor.pipeline.extract import Extractor
@@ -20,7 +22,7 @@ from monitor.pipeline.fetch import Fetcher, FetchLimits
 from monitor.pipeline.guard import AddressPolicy
 from monitor.pipeline.refresh import poll_feeds
 from monitor.pipeline.tag import Tagger
-from monitor.settings import FeedConfig, load_feeds, load_tags
+from monitor.settings import FeedConfig, SubscriptionConfig, load_feeds, load_tags
 from monitor.store.db import Database, open_database
 from monitor.store.search import ArticleQuery, search_articles, search_stories
 
@@ -81,6 +83,9 @@ async def _poll_twice(
     return first, again
 
 
+DEMO_SUBSCRIPTION = SubscriptionConfig(name="demo", to=("you@example.org",), timezone="Asia/Ashgabat")
+
+
 def run_demo(*, echo: Callable[[str], None]) -> Path:
     """Run the whole pipeline against the demo site; return the folder holding config and database."""
     folder = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
@@ -101,6 +106,11 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
             with database.session() as session:
                 articles = search_articles(session, query=ArticleQuery(limit=None))
                 stories = search_stories(session, query=ArticleQuery(limit=None))
+            digest, rendered = preview(
+                database, DEMO_SUBSCRIPTION, now=datetime.now(UTC), tagger=Tagger(load_tags(config_dir))
+            )
+            (folder / "digest.html").write_text(rendered.html, encoding="utf-8")
+            (folder / "digest.txt").write_text(rendered.text, encoding="utf-8")
         finally:
             database.dispose()
     echo("Stored articles (also: other outlets carrying the same story):\n" + render_articles(articles, "table"))
@@ -110,6 +120,7 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
     echo(f"Everything is in the throw-away folder {folder}:")
     echo(f"  config:   {config_dir / 'feeds.yaml'}")
     echo(f"  database: {database_url}")
+    echo(f"  digest:   {folder / 'digest.html'} and digest.txt ({digest.count} stories, as the morning email)")
     echo("Explore it, for example:")
     echo(f"  monitor --database-url {database_url} search --format json")
     echo(f"  monitor --database-url {database_url} show {example_id}")

@@ -162,3 +162,9 @@ def test_demo_shows_stored_articles_offline() -> None:
     assert "Ashgabat hosts first round of Starlink talks with SpaceX" in result.stdout
     database = next(line.split("database: ")[1] for line in result.stdout.splitlines() if "database: " in line)
     assert _count(database.strip()) == 9
+    folder = Path(database.strip().removeprefix("sqlite:///")).parent
+    assert "(8 stories, as the morning email)" in result.stdout
+    assert "Ashgabat hosts first round of Starlink talks" in (folder / "digest.txt").read_text() or (
+        "Turkmenistan and SpaceX open talks" in (folder / "digest.txt").read_text()
+    )
+    assert "<mark" in (folder / "digest.html").read_text()
