@@ -460,3 +460,61 @@ def test_starttls_and_ssl_with_login(
         controller.stop()
     assert outcome.status == "sent", outcome.error
     assert len(inbox.messages) == 1
+
+
+def test_an_article_committed_just_after_a_window_closed_goes_in_the_next_one(
+    archive: Database, tagger: Tagger, mailbox: tuple[Mailbox, int]
+) -> None:
+    inbox, port = mailbox
+    subscription = _subscription()
+    store(archive, tagger, "ncanews", 1, "Turkmenistan, SpaceX discuss Starlink", STARLINK, 5)
+    (first,) = _send(archive, port, subscription)
+    # Stamped a minute before the window's end, but committed after the digest was built.
+    late = (NOW - first.window_end).total_seconds() / 3600 + 1 / 60 + 1 / 6  # fetched 10 min after published
+    store(archive, tagger, "akipress", 2, "Kambarata-1 financing signed", DAM, late)
+
+    (second,) = _send(archive, port, subscription, now=NOW + timedelta(days=1))
+
+    assert second.stories == 1
+    assert "Kambarata-1" in _parts(inbox.messages[-1])[0]
+
+
+def test_a_copy_carried_later_by_a_followed_outlet_reaches_its_subscription(
+    archive: Database, tagger: Tagger, mailbox: tuple[Mailbox, int]
+) -> None:
+    inbox, port = mailbox
+    follows_orient = _subscription(name="orient-only", sources=["orient"])
+    store(archive, tagger, "ncanews", 1, "Turkmenistan, SpaceX discuss Starlink", STARLINK, 5)
+    assert [o.status for o in _send(archive, port, follows_orient)] == ["empty"]
+    # The next day, orient reposts nCa's text verbatim: linked as a copy, stored in the next window.
+    store(archive, tagger, "orient", 2, "Turkmenistan, SpaceX discuss Starlink", STARLINK, -20)
+
+    (outcome,) = _send(archive, port, follows_orient, now=NOW + timedelta(days=1))
+
+    assert outcome.stories == 1
+    assert "orient" in _parts(inbox.messages[-1])[0]
+
+
+def test_a_worker_whose_claim_was_taken_over_records_nothing(archive: Database, tagger: Tagger) -> None:
+    from monitor.store import digests as ledger
+
+    with archive.session() as session:
+        ledger.open_run(session, subscription="morning", start=NOW - timedelta(days=1), end=NOW, now=NOW)
+    with archive.session() as session:
+        (run,) = ledger.due_runs(session, now=NOW, subscriptions=["morning"])
+        assert ledger.claim_run(session, run=run, worker="a", message_id="<1@x>", now=NOW)
+    later = NOW + ledger.STALE_SENDING + timedelta(minutes=1)
+    with archive.session() as session:
+        (stale,) = ledger.due_runs(session, now=later, subscriptions=["morning"])
+        assert ledger.claim_run(session, run=stale, worker="b", message_id="<2@x>", now=later)
+        assert ledger.mark_sent(
+            session, run_id=run.id, worker="b", subscription="morning", story_ids=[], failed_recipients={}, now=later
+        )
+    with archive.session() as session:
+        ledger.mark_failed(session, run_id=run.id, worker="a", error="timeout", retry_at=later)  # too late: ignored
+        assert not ledger.mark_sent(
+            session, run_id=run.id, worker="a", subscription="morning", story_ids=[], failed_recipients={}, now=later
+        )
+        row = session.get(DigestRun, run.id)
+        assert row is not None
+        assert (row.status, row.worker, row.message_id) == ("sent", "b", "<1@x>")

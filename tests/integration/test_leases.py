@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from monitor.store.schema import FetchLog, FetchState
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
-HOST = socket.gethostname()
+HOST = leases.local_host()
 
 
 @pytest.fixture
@@ -144,3 +143,28 @@ def test_once_per_cluster_work_runs_once_per_due_time(database: Database) -> Non
         assert not leases.run_once(session, job="maintenance", due_at=due, worker="b", now=NOW)
         assert leases.run_once(session, job="maintenance", due_at=due + timedelta(hours=1), worker="b", now=NOW)
         assert leases.run_once(session, job="digest:morning", due_at=due, worker="b", now=NOW)
+
+
+def test_a_poll_whose_lease_was_taken_over_does_not_overwrite_the_new_holder(feeds: Database) -> None:
+    with feeds.session() as session:
+        (feed,) = leases.claim_feeds(session, worker="run:hostA:1:aaaa", now=NOW, ttl=TTL, limit=1)
+    # hostA stalls past its lease; hostB takes the feed over.
+    later = NOW + TTL + timedelta(seconds=1)
+    with feeds.session() as session:
+        (taken,) = leases.claim_feeds(session, worker="run:hostB:2:bbbb", now=later, ttl=TTL, limit=1)
+        assert taken.id == feed.id
+    with feeds.session() as session:
+        repository.record_fetch(
+            session,
+            feed=feed,
+            result=FetchResult(feed.url, FetchOutcome.OK, status=200, etag='"stale"'),
+            started_at=NOW,
+            new_items=0,
+            next_poll_at=NOW + timedelta(hours=6),
+            worker="run:hostA:1:aaaa",
+        )
+    with feeds.session() as session:
+        state = session.get(FetchState, feed.id)
+        assert state is not None
+        assert (state.leased_by, state.etag, state.next_poll_at) == ("run:hostB:2:bbbb", None, None)
+        assert session.scalar(sa.select(sa.func.count()).select_from(FetchLog)) == 1  # still logged

@@ -83,3 +83,11 @@ def test_the_send_time_follows_daylight_saving() -> None:
     winter = latest_send_time(berlin, datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
     summer = latest_send_time(berlin, datetime(2026, 7, 15, 12, 0, tzinfo=UTC))
     assert (winter.hour, summer.hour) == (7, 6)  # 08:00 CET is 07:00 UTC; 08:00 CEST is 06:00 UTC
+
+
+def test_a_send_time_that_does_not_exist_locally_is_never_in_the_future() -> None:
+    # 02:30 does not exist in Berlin on 29 March 2026 (clocks go from 02:00 to 03:00).
+    berlin = SubscriptionConfig.model_validate({**GOOD, "at": "02:30", "timezone": "Europe/Berlin"})
+    for hour in range(0, 6):
+        now = datetime(2026, 3, 29, hour, 0, tzinfo=UTC)
+        assert latest_send_time(berlin, now) <= now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -16,6 +16,10 @@ from monitor.store.digests import StoryTag, story_tags
 from monitor.store.search import ArticleQuery, search_stories
 
 NO_COUNTRY = "Region and beyond"
+# An article's fetch time is taken a moment before it is committed: one stamped just before a window's end
+# may only be visible after that window was built. Windows therefore look back this far as well; the
+# ledger of stories already sent keeps the overlap from repeating anything.
+BOUNDARY_MARGIN = timedelta(hours=1)
 NO_TOPIC = "General"
 
 
@@ -88,7 +92,7 @@ def build_digest(
         sources=subscription.sources,
         languages=subscription.languages,
         min_score=subscription.min_score,
-        fetched_since=start,
+        fetched_since=start - BOUNDARY_MARGIN,
         fetched_until=end,
         not_sent_to=subscription.name if record else None,
         limit=None,

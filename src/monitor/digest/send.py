@@ -14,6 +14,7 @@ import logging
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from monitor.digest.render import Rendered, build_message, render_digest
 from monitor.pipeline.tag import Tagger
 from monitor.settings import Settings, SubscriptionConfig
 from monitor.store import digests as ledger
-from monitor.store.db import Database
+from monitor.store.db import Database, take_write_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,20 @@ class DeliveryError(Exception):
 
 
 def latest_send_time(subscription: SubscriptionConfig, now: datetime) -> datetime:
-    """The subscription's most recent send time at or before now (its local time of day, in UTC)."""
-    local = now.astimezone(subscription.zone)
-    today = datetime.combine(local.date(), subscription.send_time, tzinfo=subscription.zone)
-    due = today if today <= local else today - timedelta(days=1)
-    return due.astimezone(now.tzinfo)
+    """The subscription's most recent send time at or before now (its local time of day, as an instant).
+
+    Compared as instants, not wall-clock times: on the night clocks spring forward, 02:30 does not exist
+    locally and must not be taken for a time still to come, or already past.
+    """
+    local_date = now.astimezone(subscription.zone).date()
+    for days in range(3):
+        candidate = datetime.combine(
+            local_date - timedelta(days=days), subscription.send_time, tzinfo=subscription.zone
+        )
+        instant = candidate.astimezone(now.tzinfo)
+        if instant <= now:
+            return instant
+    raise AssertionError("a send time within the last three days always exists")
 
 
 def send_due(
@@ -103,27 +113,42 @@ def send_due(
     until_now: bool = False,
     retry_later: timedelta = timedelta(minutes=5),
 ) -> list[Outcome]:
-    """Open the windows that have come due and send every pending one. until_now: the window ends now
-    instead of at the latest send time (`monitor digest send`)."""
+    """Open the windows that have come due and send the pending ones, oldest first (a window is only sent
+    once every earlier window of its subscription has been). until_now: the window ends now instead of at
+    the latest send time (`monitor digest send`)."""
+    began = time.monotonic()
+
+    def current() -> datetime:  # now, moved on by the time this call has taken (slow servers)
+        return now + timedelta(seconds=time.monotonic() - began)
+
     chosen = [s for s in subscriptions if not names or s.name in names]
     outcomes: list[Outcome] = []
     for subscription in chosen:
         end = now if until_now else latest_send_time(subscription, now)
         with database.session() as session:
+            take_write_lock(session)  # SQLite: no other sender between reading the last window and adding one
             last = ledger.last_window_end(session, subscription=subscription.name)
             if last is None or last < end:
                 start = last if last is not None else end - FIRST_WINDOW
                 ledger.open_run(session, subscription=subscription.name, start=start, end=end, now=now)
         with database.session() as session:
-            runs = ledger.due_runs(session, now=now, subscriptions=[subscription.name])
+            runs = ledger.due_runs(session, now=current(), subscriptions=[subscription.name])
         for run in runs:
-            outcome = _send_run(database, subscription, run, smtp=smtp, now=now, worker=worker, tagger=tagger)
-            if outcome is not None:
-                outcomes.append(outcome)
-                if outcome.status == "failed":
-                    with database.session() as session:
-                        retry_at = now + min(retry_later * 2 ** min(run.attempts, 6), timedelta(hours=1))
-                        ledger.mark_failed(session, run_id=run.id, error=outcome.error or "failed", retry_at=retry_at)
+            try:
+                outcome = _send_run(database, subscription, run, smtp=smtp, now=current(), worker=worker, tagger=tagger)
+            except Exception as exc:  # a bug must not leave the window claimed and silent
+                log.exception("digest=%s outcome=crash", subscription.name)
+                outcome = Outcome(subscription.name, run.window_start, run.window_end, "failed", 0, error=repr(exc))
+            if outcome is None:
+                break  # another worker is sending this subscription's oldest window
+            outcomes.append(outcome)
+            if outcome.status == "failed":
+                with database.session() as session:
+                    retry_at = current() + min(retry_later * 2 ** min(run.attempts, 6), timedelta(hours=1))
+                    ledger.mark_failed(
+                        session, run_id=run.id, worker=worker, error=outcome.error or "failed", retry_at=retry_at
+                    )
+                break  # later windows wait for this one: a story is never sent in two windows at once
     return outcomes
 
 
@@ -162,7 +187,13 @@ def _send_run(
     if digest.count == 0 and not subscription.send_empty:
         with database.session() as session:
             ledger.mark_sent(
-                session, run_id=run.id, subscription=subscription.name, story_ids=[], failed_recipients={}, now=now
+                session,
+                run_id=run.id,
+                worker=worker,
+                subscription=subscription.name,
+                story_ids=[],
+                failed_recipients={},
+                now=now,
             )
         log.info("digest=%s outcome=empty window_end=%s", subscription.name, run.window_end.isoformat())
         return outcome("empty", 0)
@@ -178,6 +209,7 @@ def _send_run(
         ledger.mark_sent(
             session,
             run_id=run.id,
+            worker=worker,
             subscription=subscription.name,
             story_ids=digest.story_ids,
             failed_recipients=refused,

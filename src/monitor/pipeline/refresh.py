@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import secrets
-import socket
 import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Collection, Sequence
@@ -152,8 +151,8 @@ async def keep_leases(
             renewal = partial(leases.renew, worker=worker, feed_ids=list(feed_ids), until=clock() + ttl)
             try:
                 await in_session(database, renewal)
-            except SQLAlchemyError as exc:
-                log.warning("worker=%s lease-renewal-failed error=%r", worker, str(exc))
+            except Exception:  # keep renewing: a lapse only risks a second poll of a feed
+                log.exception("worker=%s outcome=lease-renewal-failed", worker)
 
 
 async def sync_config(database: Database, *, feeds: Sequence[FeedConfig], tagger: Tagger | None) -> None:
@@ -194,7 +193,7 @@ async def refresh_leased(feed: FeedRef, *, database: Database, clock: Clock = ut
 
 def worker_id(role: str) -> str:
     """A name for this process in leases and logs: role, host, pid and a random suffix."""
-    return f"{role}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+    return f"{role}:{leases.local_host()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 async def refresh_feed(

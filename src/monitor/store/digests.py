@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleTag, DigestRun, DigestStory, Tag
@@ -85,6 +85,16 @@ def due_runs(session: Session, *, now: datetime, subscriptions: Collection[str])
 
 def claim_run(session: Session, *, run: Run, worker: str, message_id: str, now: datetime) -> bool:
     """Take run for sending (one worker wins); its Message-ID is fixed here, so a resend reuses it."""
+    earlier = aliased(DigestRun)
+    unsent_before = (
+        select(earlier.id)
+        .where(
+            earlier.subscription == run.subscription,
+            earlier.status != "sent",
+            earlier.window_end < run.window_end,
+        )
+        .exists()
+    )
     result = session.execute(
         update(DigestRun)
         .where(
@@ -93,6 +103,7 @@ def claim_run(session: Session, *, run: Run, worker: str, message_id: str, now: 
                 DigestRun.status == "pending",
                 (DigestRun.status == "sending") & (DigestRun.next_attempt_at <= now - STALE_SENDING),
             ),
+            ~unsent_before,
         )
         .values(status="sending", worker=worker, next_attempt_at=now, message_id=run.message_id or message_id)
     )
@@ -111,15 +122,17 @@ def mark_sent(
     session: Session,
     *,
     run_id: int,
+    worker: str,
     subscription: str,
     story_ids: Sequence[int],
     failed_recipients: dict[str, str],
     now: datetime,
-) -> None:
-    """Record the run as sent and its stories as received by the subscription."""
-    session.execute(
+) -> bool:
+    """Record the run as sent and its stories as received by the subscription (only while worker still
+    holds the run: a worker whose claim went stale and was taken over records nothing)."""
+    result = session.execute(
         update(DigestRun)
-        .where(DigestRun.id == run_id)
+        .where(DigestRun.id == run_id, DigestRun.status == "sending", DigestRun.worker == worker)
         .values(
             status="sent",
             sent_at=now,
@@ -129,6 +142,8 @@ def mark_sent(
             attempts=DigestRun.attempts + 1,
         )
     )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
     already = set(
         session.scalars(
             select(DigestStory.story_id).where(
@@ -141,13 +156,14 @@ def mark_sent(
         session.execute(
             insert(DigestStory), [{"subscription": subscription, "story_id": s, "run_id": run_id} for s in fresh]
         )
+    return True
 
 
-def mark_failed(session: Session, *, run_id: int, error: str, retry_at: datetime) -> None:
-    """Put the run back to pending, to be tried again at retry_at."""
+def mark_failed(session: Session, *, run_id: int, worker: str, error: str, retry_at: datetime) -> None:
+    """Put the run back to pending, to be tried again at retry_at (unless another worker has taken it)."""
     session.execute(
         update(DigestRun)
-        .where(DigestRun.id == run_id)
+        .where(DigestRun.id == run_id, DigestRun.status == "sending", DigestRun.worker == worker)
         .values(status="pending", error=error, next_attempt_at=retry_at, attempts=DigestRun.attempts + 1)
     )
 

@@ -74,13 +74,23 @@ def _dead_local_workers(session: Session, *, now: datetime) -> list[str]:
     holders = session.scalars(
         select(FetchState.leased_by).where(FetchState.lease_until > now, FetchState.leased_by.is_not(None)).distinct()
     )
-    host = socket.gethostname()
+    host = local_host()
     dead = []
     for holder in holders:
         parts = (holder or "").split(":")
         if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and not _running(int(parts[2])):
             dead.append(holder or "")
     return dead
+
+
+def local_host() -> str:
+    """This process's host as worker ids name it: the host name and the pid namespace, so that containers
+    sharing a host name never judge each other's processes by pid."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def _running(pid: int) -> bool:

@@ -243,9 +243,25 @@ def record_fetch(
     if state is None:
         state = FetchState(source_id=feed.id, consecutive_failures=0, redirect_streak=0)
         session.add(state)
+    log_row = FetchLog(
+        source_id=feed.id,
+        started_at=started_at,
+        url=result.url,
+        outcome=outcome.value,
+        status=result.status,
+        elapsed_ms=int(result.elapsed * 1000),
+        attempts=result.attempts,
+        new_items=new_items,
+        error=message,
+    )
+    if worker is not None and state.leased_by not in (None, worker):
+        # Our lease ran out mid-poll (a database outage, a paused process) and another worker took the feed
+        # over: it records the feed's state; ours goes to the log only, and the validators stay theirs.
+        session.add(log_row)
+        return None
     state.last_attempt_at = started_at
     state.last_outcome = outcome.value
-    if worker is not None and state.leased_by == worker:
+    if worker is not None:
         state.leased_by = state.lease_until = None  # done: the feed is free for its next due time
     state.next_poll_at = next_poll_at
     if poll_interval is not None:
@@ -261,19 +277,7 @@ def record_fetch(
             state.etag = result.etag
             state.last_modified = result.last_modified
         moved_to = _follow_permanent_redirect(state, result.permanent_redirect, current=feed.url)
-    session.add(
-        FetchLog(
-            source_id=feed.id,
-            started_at=started_at,
-            url=result.url,
-            outcome=outcome.value,
-            status=result.status,
-            elapsed_ms=int(result.elapsed * 1000),
-            attempts=result.attempts,
-            new_items=new_items,
-            error=message,
-        )
-    )
+    session.add(log_row)
     return moved_to
 
 

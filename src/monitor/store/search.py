@@ -151,10 +151,17 @@ def _filtered(statement: _S, query: ArticleQuery, when: ColumnElement[datetime])
         statement = statement.where(_has_tag(strong))
     if query.languages:
         statement = statement.where(Article.language.in_(query.languages))
-    if query.fetched_since is not None:
-        statement = statement.where(Article.fetched_at >= query.fetched_since)
-    if query.fetched_until is not None:
-        statement = statement.where(Article.fetched_at < query.fetched_until)
+    if query.fetched_since is not None or query.fetched_until is not None:
+        # Stored in the range, or carried in it by an outlet as a verbatim copy of an older article.
+        copy_source = ArticleCopy.source_id.in_(select(Source.id).where(Source.name.in_(query.sources)))
+        copied = select(ArticleCopy.id).where(
+            ArticleCopy.article_id == Article.id,
+            *_in_range(ArticleCopy.fetched_at, query.fetched_since, query.fetched_until),
+            *([copy_source] if query.sources else []),
+        )
+        statement = statement.where(
+            or_(and_(*_in_range(Article.fetched_at, query.fetched_since, query.fetched_until)), copied.exists())
+        )
     if query.not_sent_to is not None:
         sent = (
             select(DigestStory.story_id)
@@ -169,6 +176,15 @@ def _filtered(statement: _S, query: ArticleQuery, when: ColumnElement[datetime])
     if query.until is not None:
         statement = statement.where(when < query.until)
     return statement
+
+
+def _in_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    conditions = []
+    if since is not None:
+        conditions.append(column >= since)
+    if until is not None:
+        conditions.append(column < until)
+    return conditions
 
 
 def _has_tag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
