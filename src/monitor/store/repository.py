@@ -157,6 +157,7 @@ def add_article(
         extraction_error=draft.extraction_error,
         watchlist_version=draft.watchlist_version,
         content_hash=draft.fingerprint,
+        story_vector=draft.features.vector if draft.features is not None else None,
     )
     if article_id is None:
         return Stored.KNOWN, None

@@ -88,7 +88,7 @@ def assign_story(
         _joined(session, story_id=story_id, article_id=article_id, at=at, seen_at=seen_at, full_text=full_text)
     session.execute(update(Article).where(Article.id == article_id).values(story_id=story_id))
     if features is not None:
-        index_article(session, article_id=article_id, features=features, at=at)
+        _insert_keys(session, article_id=article_id, features=features, at=at)  # its vector came with its row
     return story_id
 
 
@@ -96,6 +96,10 @@ def index_article(session: Session, *, article_id: int, features: StoryFeatures,
     """Store an article's vector and index keys (replacing any it had)."""
     session.execute(delete(StoryKey).where(StoryKey.article_id == article_id))
     session.execute(update(Article).where(Article.id == article_id).values(story_vector=features.vector))
+    _insert_keys(session, article_id=article_id, features=features, at=at)
+
+
+def _insert_keys(session: Session, *, article_id: int, features: StoryFeatures, at: datetime) -> None:
     if features.keys and features.comparable:
         session.execute(
             insert(StoryKey), [{"key": key, "at": at, "article_id": article_id} for key in dict.fromkeys(features.keys)]
