@@ -627,6 +627,26 @@ def search(
 
 
 @cli.command()
+@click.option("--since", metavar="DATE", help="Count from this day, ISO time or age such as 30d (default: 12 weeks).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common_options
+@click.pass_context
+def stats(ctx: click.Context, since: str | None, fmt: str) -> None:
+    """Articles and stories per source, per tag and per week, in the terminal.
+
+    \b
+    Example:
+        monitor stats --since 30d
+    """
+    from monitor.output import render_stats
+    from monitor.store.stats import archive_stats, default_since
+
+    start = _parse_when(since, "--since", end_of_day=False) or default_since()
+    with _database(_settings(ctx)) as database, database.session() as session:
+        click.echo(render_stats(archive_stats(session, since=start), fmt), nl=False)
+
+
+@cli.command()
 @click.argument("article_id", metavar="ID", type=int)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @common_options

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.model import ArticleView, FeedCheck, FeedHealth, FeedSummary, StoryView, TagMatch
+from monitor.store.stats import Count, Stats
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_FIELDS = (
@@ -319,3 +320,34 @@ def _extraction(article: ArticleView) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def render_stats(stats: Stats, fmt: str) -> str:
+    """`monitor stats`: three small tables (per source, per tag, per week), or one JSON object."""
+
+    def rows(counts: Sequence[Count]) -> list[dict[str, Any]]:
+        return [{"label": c.label, "articles": c.articles, "stories": c.stories} for c in counts]
+
+    if fmt == "json":
+        record = {
+            "since": _iso(stats.since),
+            "articles": stats.articles,
+            "stories": stats.stories,
+            "by_source": rows(stats.by_source),
+            "by_tag": rows(stats.by_tag),
+            "by_week": rows(stats.by_week),
+        }
+        return json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+    lines = [f"since {stats.since:%Y-%m-%d}: {stats.articles} articles in {stats.stories} stories"]
+    for heading, counts in (("source", stats.by_source), ("tag", stats.by_tag), ("week of", stats.by_week)):
+        lines.append("")
+        if not counts:
+            lines.append(f"{heading}: none")
+            continue
+        width = max(len(heading), *(len(c.label) for c in counts))
+        peak = max(c.articles for c in counts)
+        lines.append(f"{heading:<{width}}  {'articles':>8} {'stories':>7}")
+        for c in counts:
+            bar = "█" * max(1, round(20 * c.articles / peak)) if c.articles else ""
+            lines.append(f"{c.label:<{width}}  {c.articles:>8} {c.stories:>7}  {bar}")
+    return "\n".join(lines) + "\n"
