@@ -34,7 +34,6 @@ import resource
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from benchkit import source_revision
 
 from monitor.errors import MonitorError
 from monitor.model import ArticleDraft, Extraction, Stored, StoryFeatures
@@ -908,19 +908,6 @@ def report(results: Sequence[SizeResult]) -> tuple[str, list[str]]:
             f"| {result.rss_mb:.0f} / {timed_rss} |"
         )
     return "\n".join(lines), missed
-
-
-def source_revision() -> str:
-    """The commit the figures belong to, marked when src/ has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "src"], check=False)
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit"
-    return commit + (" with uncommitted changes in src/" if dirty.returncode else "")
 
 
 def parse_sizes(text: str) -> list[int]:

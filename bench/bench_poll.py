@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 import sqlalchemy as sa
+from benchkit import source_revision
 
 from monitor.errors import MonitorError
 from monitor.model import ArticleDraft, Extraction, FeedSummary, FetchOutcome, FetchResult
@@ -550,19 +550,6 @@ def report(runs: Sequence[PhaseRun], *, rounds: int, feeds: int) -> tuple[str, l
             f"| {ratio} | {cpu[0]:.2f} | {cpu[1]:.2f} | {verdict} |"
         )
     return "\n".join(lines), missed
-
-
-def source_revision() -> str:
-    """The commit the figures belong to, marked when src/ has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "src"], check=False)
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit"
-    return commit + (" with uncommitted changes in src/" if dirty.returncode else "")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
