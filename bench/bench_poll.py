@@ -46,7 +46,7 @@ import sqlalchemy as sa
 from benchkit import source_revision
 
 from monitor.errors import MonitorError
-from monitor.model import ArticleDraft, Extraction, FeedSummary, FetchOutcome, FetchResult
+from monitor.model import ArticleDraft, Extraction, FeedSummary, FetchOutcome, FetchResult, StoryFeatures
 from monitor.pipeline.dedupe import canonical_url
 from monitor.pipeline.extract import Extractor, html_to_text
 from monitor.pipeline.fetch import FEED_ACCEPT, Fetcher, FetchLimits
@@ -323,6 +323,9 @@ def seed(database: Database, *, configs: Sequence[FeedConfig], port: int, items:
                     fetched_at=now,
                     language="ru" if index % 2 else "en",
                     extraction=Extraction.FEED_SUMMARY,
+                    # Indexed, with nothing to match: otherwise the first pass would index 30,000 articles
+                    # (the rebuild of a missing story index) and time that instead of polling.
+                    features=StoryFeatures(vector={}),
                 )
                 if repository.add_article(session, draft=draft)[1] is None:
                     raise BenchError(f"seeding stored {link} twice")
