@@ -139,6 +139,7 @@ class Service:
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="feeds", daemon=True)
         self._fetcher: Fetcher | None = None
         self._keeper: concurrent.futures.Future[None] | None = None
+        self._indexer: asyncio.Task[int] | None = None  # a reference, or the loop may drop the task
         self._scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=2)}, job_defaults=JOB_DEFAULTS, timezone=UTC
         )
@@ -317,7 +318,11 @@ class Service:
         fetcher = Fetcher(**self.fetcher_options, robots=self._robots)
         self._fetcher = await fetcher.__aenter__()
         await sync_config(self.database, feeds=self.feeds, tagger=self.tagger)
-        await index_missing_stories(self.database, self._vectoriser, should_stop=self._stopping.is_set)
+        # After an upgrade the whole archive may need indexing (minutes): do it beside the polling, newest
+        # articles first, so that the service is up and healthy at once.
+        self._indexer = asyncio.get_running_loop().create_task(
+            index_missing_stories(self.database, self._vectoriser, should_stop=self._stopping.is_set)
+        )
         self._keeper = asyncio.run_coroutine_threadsafe(
             keep_leases(self.database, worker=self.worker, feed_ids=self._leased, ttl=self.options.lease_ttl),
             self._loop,

@@ -338,3 +338,18 @@ def test_reports_stored_at_the_same_moment_still_form_one_story(database: Databa
     assert None not in results
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count(sa.distinct(Article.story_id)))) == 1
+
+
+def test_a_missing_index_is_rebuilt_newest_first(database: Database, vectoriser: Vectoriser) -> None:
+    """After an upgrade the articles new ones are compared with (the latest) get their index first."""
+    ids = _sources(database, {"trend"})
+    base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    stored = [
+        _store(database, _report(vectoriser, ids["trend"], n, base + timedelta(days=10 * n)))[1] for n in range(3)
+    ]
+    with database.session() as session:
+        stories.clear_index(session)
+    with database.session() as session:
+        assert stories.index_missing(session, features=vectoriser.features, limit=1) == 1
+        indexed = session.scalars(sa.select(Article.id).where(Article.story_vector.is_not(None))).all()
+    assert indexed == [stored[-1]]

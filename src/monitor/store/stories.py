@@ -112,7 +112,7 @@ def index_missing(session: Session, *, features: Features, limit: int = 500) -> 
     rows = session.execute(
         select(Article.id, Article.title, Article.text, when.label("at"))
         .where(Article.story_vector.is_(None))
-        .order_by(Article.id)
+        .order_by(Article.id.desc())  # newest first: the ones new articles are compared with
         .limit(limit)
     ).all()
     for row in rows:
