@@ -71,13 +71,12 @@ class Outcome:
     subscription: str
     window_start: datetime
     window_end: datetime
-    status: str  # sent | empty | failed | dry-run
+    status: str  # sent | empty | failed
     stories: int
     subject: str | None = None
     message_id: str | None = None
     error: str | None = None
     failed_recipients: tuple[str, ...] = ()
-    rendered: Rendered | None = None
 
 
 class DeliveryError(Exception):
@@ -184,17 +183,22 @@ def _send_run(
     def outcome(status: str, stories: int, **details: Any) -> Outcome:
         return Outcome(subscription.name, run.window_start, run.window_end, status, stories, **details)
 
-    if digest.count == 0 and not subscription.send_empty:
+    def record(story_ids: Sequence[int], refused: dict[str, str]) -> None:
         with database.session() as session:
-            ledger.mark_sent(
+            recorded = ledger.mark_sent(
                 session,
                 run_id=run.id,
                 worker=worker,
                 subscription=subscription.name,
-                story_ids=[],
-                failed_recipients={},
+                story_ids=story_ids,
+                failed_recipients=refused,
                 now=now,
             )
+        if not recorded:  # our claim went stale and another worker took the window over
+            log.warning("digest=%s outcome=claim-lost window_end=%s", subscription.name, run.window_end.isoformat())
+
+    if digest.count == 0 and not subscription.send_empty:
+        record([], {})
         log.info("digest=%s outcome=empty window_end=%s", subscription.name, run.window_end.isoformat())
         return outcome("empty", 0)
     rendered = render_digest(digest)
@@ -205,16 +209,7 @@ def _send_run(
         error = f"{type(exc).__name__}: {exc}"
         log.warning("digest=%s outcome=failed attempts=%d error=%r", subscription.name, run.attempts + 1, error)
         return outcome("failed", digest.count, subject=rendered.subject, error=error)
-    with database.session() as session:
-        ledger.mark_sent(
-            session,
-            run_id=run.id,
-            worker=worker,
-            subscription=subscription.name,
-            story_ids=digest.story_ids,
-            failed_recipients=refused,
-            now=now,
-        )
+    record(digest.story_ids, refused)
     for address, reason in refused.items():
         log.warning("digest=%s recipient=%s outcome=refused reason=%r", subscription.name, address, reason)
     log.info(
@@ -230,7 +225,6 @@ def _send_run(
         subject=rendered.subject,
         message_id=message_id,
         failed_recipients=tuple(refused),
-        rendered=rendered,
     )
 
 

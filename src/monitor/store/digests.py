@@ -168,18 +168,6 @@ def mark_failed(session: Session, *, run_id: int, worker: str, error: str, retry
     )
 
 
-def run_history(session: Session, *, subscription: str, limit: int = 10) -> list[DigestRun]:
-    """The subscription's latest runs, newest first."""
-    return list(
-        session.scalars(
-            select(DigestRun)
-            .where(DigestRun.subscription == subscription)
-            .order_by(DigestRun.window_end.desc())
-            .limit(limit)
-        )
-    )
-
-
 def story_tags(session: Session, *, story_ids: Collection[int]) -> dict[int, list[StoryTag]]:
     """Each story's tags with their best score and snippet across its articles, strongest first."""
     best: dict[int, dict[str, StoryTag]] = defaultdict(dict)

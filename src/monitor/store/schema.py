@@ -139,7 +139,6 @@ class Story(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime]  # when its first article was stored
-    updated_at: Mapped[datetime | None]  # when its latest article joined
     # The earliest article with its full text (no foreign key: articles already point here).
     representative_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -80,12 +80,12 @@ def assign_story(
     if features is not None:
         story_id = best_story(features, at, _candidates(session, features=features, at=at, window=window))
     if story_id is None:
-        story = Story(created_at=seen_at, updated_at=seen_at, representative_id=article_id)
+        story = Story(created_at=seen_at, representative_id=article_id)
         session.add(story)
         session.flush()
         story_id = story.id
     else:
-        _joined(session, story_id=story_id, article_id=article_id, at=at, seen_at=seen_at, full_text=full_text)
+        _joined(session, story_id=story_id, article_id=article_id, at=at, full_text=full_text)
     session.execute(update(Article).where(Article.id == article_id).values(story_id=story_id))
     if features is not None:
         _insert_keys(session, article_id=article_id, features=features, at=at)  # its vector came with its row
@@ -154,14 +154,11 @@ def _candidates(
     ]
 
 
-def _joined(
-    session: Session, *, story_id: int, article_id: int, at: datetime, seen_at: datetime, full_text: bool
-) -> None:
-    """Update a story that an article just joined: its time, and its representative (the earliest full text)."""
+def _joined(session: Session, *, story_id: int, article_id: int, at: datetime, full_text: bool) -> None:
+    """Update the representative (the earliest full text) of a story an article just joined."""
     story = session.get(Story, story_id)
     if story is None:
         return
-    story.updated_at = seen_at
     when = func.coalesce(Article.published_at, Article.fetched_at)
     current = session.execute(
         select(Article.extraction, when.label("at")).where(Article.id == story.representative_id)

@@ -21,7 +21,6 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("stories", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("representative_id", sa.Integer(), nullable=True))
     with op.batch_alter_table("articles", schema=None) as batch_op:
         batch_op.add_column(sa.Column("content_hash", sa.String(length=64), nullable=True))
@@ -81,4 +80,3 @@ def downgrade() -> None:
         batch_op.drop_column("content_hash")
     with op.batch_alter_table("stories", schema=None) as batch_op:
         batch_op.drop_column("representative_id")
-        batch_op.drop_column("updated_at")
