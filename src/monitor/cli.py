@@ -28,6 +28,8 @@ from monitor.settings import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from monitor.model import FeedCheck, FeedSummary
     from monitor.pipeline.tag import Tagger
     from monitor.store.db import Database
@@ -178,6 +180,27 @@ def db_upgrade(ctx: click.Context) -> None:
     with _database(_settings(ctx), migrate=False) as database:
         revision = upgrade(database)
         click.echo(f"{database.display_url}: schema at {revision} (newest)")
+
+
+@db.command("reindex")
+@common_options
+@click.pass_context
+def db_reindex(ctx: click.Context) -> None:
+    """Rebuild the full-text search index from the stored titles and texts.
+
+    The index is kept up to date as articles arrive, and articles missing from it (an upgraded database)
+    are added at the start of every poll and by the service; rebuild it all if search seems to miss
+    articles it should find.
+
+    \b
+    Example:
+        monitor db reindex
+    """
+    from monitor.store import fulltext
+
+    with _database(_settings(ctx)) as database:
+        done = _rebuild(database, clear=fulltext.clear, count=fulltext.count_unindexed, index=fulltext.index_missing)
+    click.echo(f"search index rebuilt: {done} articles")
 
 
 @cli.command()
@@ -479,20 +502,37 @@ def stories_rebuild(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     vectoriser = story_vectoriser(_tagger(settings))
-    done = 0
     with _database(settings) as database:
-        with database.session() as session:
-            clear_index(session)
-            total = count_unindexed(session)
-        with click.progressbar(length=total, label=f"indexing {total} articles", file=sys.stderr) as bar:
-            while True:
-                with database.session() as session:
-                    batch = index_missing(session, features=vectoriser.features)
-                if not batch:
-                    break
-                done += batch
-                bar.update(batch)
+        done = _rebuild(
+            database,
+            clear=clear_index,
+            count=count_unindexed,
+            index=lambda session: index_missing(session, features=vectoriser.features),
+        )
     click.echo(f"story index rebuilt: {done} articles")
+
+
+def _rebuild(
+    database: Database,
+    *,
+    clear: Callable[[Session], None],
+    count: Callable[[Session], int],
+    index: Callable[[Session], int],
+) -> int:
+    """Empty an index, then fill it in batches of one transaction each, with a progress bar on stderr."""
+    done = 0
+    with database.session() as session:
+        clear(session)
+        total = count(session)
+    with click.progressbar(length=total, label=f"indexing {total} articles", file=sys.stderr) as bar:
+        while True:
+            with database.session() as session:
+                batch = index(session)
+            if not batch:
+                break
+            done += batch
+            bar.update(batch)
+    return done
 
 
 @cli.group(invoke_without_command=True)
@@ -569,8 +609,15 @@ def feeds_check(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
 @click.option("--country", "countries", multiple=True, metavar="CODE", help="Only this country, e.g. TM (repeatable).")
 @click.option("--since", metavar="DATE", help="Published on or after: 2026-11-01, an ISO time, or 7d (ago).")
 @click.option("--until", metavar="DATE", help="Published before the end of this day, or before this ISO time.")
+@click.option("--language", "languages", multiple=True, metavar="CODE", help="Only this language (repeatable).")
 @click.option("--story", "story_id", type=int, metavar="ID", help="Only the articles of this story.")
+@click.option(
+    "--sort",
+    type=click.Choice(["relevance", "newest", "oldest"]),
+    help="Order of the articles [default: relevance with a QUERY, else newest].",
+)
 @click.option("--limit", type=click.IntRange(0), default=20, show_default=True, help="At most N articles; 0: all.")
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip the first N articles (the next page).")
 @click.option("--stories", "by_story", is_flag=True, help="One row per story (its representative article) instead.")
 @click.option(
     "--format",
@@ -589,12 +636,19 @@ def search(
     countries: tuple[str, ...],
     since: str | None,
     until: str | None,
+    languages: tuple[str, ...],
     story_id: int | None,
+    sort: str | None,
     limit: int,
+    offset: int,
     by_story: bool,
     fmt: str,
 ) -> None:
-    """List stored articles, newest first; QUERY keeps those whose title or text holds every word.
+    """List stored articles matching QUERY and the filters, the best matches first (newest without QUERY).
+
+    QUERY searches titles and texts, in any inflection of its words: `starlink licence` (both words),
+    `"ground station"` (a phrase), `starlink OR spacex`, `starlink -spacex` (not the second), and
+    parentheses to group. Filters repeated with one name are ORed; different filters are ANDed.
 
     Each article shows its story_id (articles reporting the same event share it) and also_reported_by (the
     other outlets that carried it). With --stories, each story is listed once, with every outlet that
@@ -603,11 +657,13 @@ def search(
     \b
     Example:
         monitor search starlink --source trend --since 7d --format csv > starlink.csv
+        monitor search 'starlink (licence OR лицензия) -spacex' --country UZ --since 2026-03-01
         monitor search --stories --country TM --since 1d
         monitor search --story 42
     """
     from monitor.output import render_articles, render_stories
-    from monitor.store.search import ArticleQuery, search_articles, search_stories
+    from monitor.store.fulltext import count_unindexed
+    from monitor.store.search import ArticleQuery, Sort, search_articles, search_stories
 
     article_query = ArticleQuery(
         text=query,
@@ -617,9 +673,18 @@ def search(
         since=_parse_when(since, "--since", end_of_day=False),
         until=_parse_when(until, "--until", end_of_day=True),
         story=story_id,
+        languages=languages,
+        sort=Sort(sort) if sort else None,
         limit=limit or None,
+        offset=offset,
     )
     with _database(_settings(ctx)) as database, database.session() as session:
+        if query and (unindexed := count_unindexed(session)):
+            click.echo(
+                f"note: {unindexed} articles are not in the search index yet (the next poll adds them, "
+                "or run `monitor db reindex`)",
+                err=True,
+            )
         if by_story:
             click.echo(render_stories(search_stories(session, query=article_query), fmt), nl=False)
         else:

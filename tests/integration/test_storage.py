@@ -59,7 +59,11 @@ def _source_id(database: Database, name: str) -> int:
 
 def test_migrations_build_exactly_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # The full-text index is one backend's own: an FTS5 virtual table (and its shadow tables) or a tsvector table.
+        def modelled(name: str | None, kind: str, _parents: object) -> bool:
+            return not (kind == "table" and name is not None and name.startswith(("article_fts", "article_search")))
+
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": modelled})
         assert compare_metadata(context, Base.metadata) == []
         assert context.get_current_revision() == head_revision()
 

@@ -47,7 +47,7 @@ from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_fr
 from monitor.pipeline.similarity import Vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig
-from monitor.store import leases, repository, stories
+from monitor.store import fulltext, leases, repository, stories
 from monitor.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -439,20 +439,21 @@ def story_vectoriser(tagger: Tagger | None) -> Vectoriser:
 async def index_missing_stories(
     database: Database, vectoriser: Vectoriser, *, should_stop: Callable[[], bool] = _never
 ) -> int:
-    """Index the articles the story index lacks (an upgraded database, or after `monitor stories rebuild`),
-    in batches of one transaction each; return how many were indexed."""
+    """Index the articles the story index or the full-text index lacks (an upgraded database, or after
+    `monitor stories rebuild` or `monitor db reindex`), in batches of one transaction each; return how many
+    index entries were made."""
     done = 0
     while not should_stop():
         batch = await in_session(database, partial(_index_batch, vectoriser))
         if not batch:
             break
         done += batch
-        log.info("story index: %d articles indexed", done)
+        log.info("indexes: %d entries made", done)
     return done
 
 
 def _index_batch(vectoriser: Vectoriser, session: Session) -> int:
-    return stories.index_missing(session, features=vectoriser.features)
+    return stories.index_missing(session, features=vectoriser.features) + fulltext.index_missing(session)
 
 
 def _schedule(

@@ -23,9 +23,8 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 
-import Stemmer
-
 from monitor.model import StoryFeatures
+from monitor.pipeline.stemming import stem
 
 # Keep this many terms of an article's vector, and index it under this many of its strongest terms.
 VECTOR_TERMS = 96
@@ -45,17 +44,14 @@ MAX_CHARS = 20_000  # the lead of a long text says what the event is
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:[-'’][^\W_]+)*")
 _SENTENCE_END = frozenset('.!?…:;"«»“”')
 _YEAR = re.compile(r"(?:19|20)\d\d")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
 class Vectoriser:
     """Turns title and text into StoryFeatures; build once (it holds the stemmers and word lists)."""
 
     def __init__(self, topic_words: Iterable[str] = ()) -> None:
-        self._english = Stemmer.Stemmer("english")
-        self._russian = Stemmer.Stemmer("russian")
         self._stopwords = _stopwords()
-        self._topic = frozenset(self._stem(word) for phrase in topic_words for word in _words(phrase.rstrip("*")))
+        self._topic = frozenset(stem(word) for phrase in topic_words for word in _words(phrase.rstrip("*")))
 
     def features(self, title: str, text: str) -> StoryFeatures:
         """The features of one article."""
@@ -77,7 +73,7 @@ class Vectoriser:
                 elif len(folded) < 2:
                     continue
                 else:
-                    term = self._stem(folded)
+                    term = stem(folded)
                     if not is_title:
                         in_body[term] += 1
                         names[term] += capitalised
@@ -102,9 +98,6 @@ class Vectoriser:
         vector = {term: round(w / norm, 5) for term, w in top}
         keys = tuple(term_key(term) for term, _ in top if term not in self._topic)[:INDEX_TERMS]
         return StoryFeatures(vector=vector, keys=keys)
-
-    def _stem(self, folded: str) -> str:
-        return _stem(self._russian if _CYRILLIC.search(folded) else self._english, folded)
 
 
 def similarity(a: StoryFeatures, b: StoryFeatures) -> float:
@@ -160,17 +153,3 @@ def _words(text: str) -> Iterable[str]:
 def _stopwords() -> frozenset[str]:
     lines = resources.files("monitor.data").joinpath("stopwords.txt").read_text(encoding="utf-8").splitlines()
     return frozenset(word for line in lines for word in line.split("#", 1)[0].split())
-
-
-_STEMS: dict[str, str] = {}
-_STEM_CACHE_LIMIT = 200_000
-
-
-def _stem(stemmer: Stemmer.Stemmer, word: str) -> str:
-    stem = _STEMS.get(word)
-    if stem is None:
-        stem = stemmer.stemWord(word)
-        if len(_STEMS) >= _STEM_CACHE_LIMIT:
-            _STEMS.clear()  # bounded: a months-long run meets millions of distinct words
-        _STEMS[word] = stem
-    return stem

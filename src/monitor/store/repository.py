@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFoundError
 from monitor.model import ArticleDraft, Extraction, FeedHealth, FeedRef, FetchOutcome, FetchResult, Stored, TagMatch
 from monitor.settings import FeedConfig, TagConfig
-from monitor.store import stories
+from monitor.store import fulltext, stories
 from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, FetchLog, FetchState, Source, Tag
 
@@ -133,6 +133,7 @@ def add_article(
     The unique constraints decide, with INSERT ... ON CONFLICT DO NOTHING, so two workers racing on the
     same article store it once; story assignment is serialised (stories.lock_stories).
     """
+    doc = fulltext.document(draft.title, draft.text)  # before the lock: stemming is the slow part
     stories.lock_stories(session)
     if draft.fingerprint:
         original = stories.find_original(session, fingerprint=draft.fingerprint, title=draft.title)
@@ -158,9 +159,11 @@ def add_article(
         watchlist_version=draft.watchlist_version,
         content_hash=draft.fingerprint,
         story_vector=draft.features.vector if draft.features is not None else None,
+        search_indexed=True,
     )
     if article_id is None:
         return Stored.KNOWN, None
+    fulltext.add(session, article_id=article_id, doc=doc)
     stories.assign_story(
         session,
         article_id=article_id,

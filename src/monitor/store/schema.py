@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -158,6 +159,13 @@ class Article(Base):
             sqlite_where=text("story_vector IS NULL"),
             postgresql_where=text("story_vector IS NULL"),
         ),
+        # The few not yet in the full-text index (see store/fulltext.py).
+        Index(
+            "ix_articles_unsearchable",
+            "id",
+            sqlite_where=text("NOT search_indexed"),
+            postgresql_where=text("NOT search_indexed"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -181,6 +189,8 @@ class Article(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     # The story matcher's weighted terms ({term: weight}); NULL until indexed (see store/stories.py).
     story_vector: Mapped[dict[str, float] | None] = mapped_column(JSON(none_as_null=True))
+    # In the full-text index (store/fulltext.py), which lives outside the ORM: each backend has its own.
+    search_indexed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ArticleCopy(Base):

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
@@ -14,17 +15,27 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView, StoryMember, StoryView
+from monitor.store import fulltext
+from monitor.store.query_syntax import Term, parse_query, wanted_terms
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, DigestStory, Source, Story, Tag
+from monitor.store.snippets import around_match, lead
 
-SNIPPET_LENGTH = 240
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")  # a string: SQLAlchemy 2.0 cannot subscript it so
+
+
+class Sort(StrEnum):
+    """The order of a listing; by default relevance when there is query text, else newest."""
+
+    RELEVANCE = "relevance"
+    NEWEST = "newest"
+    OLDEST = "oldest"
 
 
 @dataclass(frozen=True, slots=True)
 class ArticleQuery:
     """Filters for a listing; values within one filter are ORed, filters are ANDed."""
 
-    text: str | None = None
+    text: str | None = None  # the query language of store/query_syntax.py
     sources: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
@@ -36,19 +47,44 @@ class ArticleQuery:
     fetched_since: datetime | None = None  # when the article was stored
     fetched_until: datetime | None = None
     not_sent_to: str | None = None  # leave out the stories this digest subscription has received
+    sort: Sort | None = None
     limit: int | None = 20
     offset: int = 0
 
 
 def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleView]:
-    """Articles matching query, newest first (by publication time, else fetch time)."""
+    """Articles matching query in its order (dates are publication times, else fetch times).
+
+    QuerySyntaxError when the query text cannot be parsed.
+    """
     when = func.coalesce(Article.published_at, Article.fetched_at)
-    statement = _filtered(select(Article, Source.name).join(Source), query, when)
-    statement = statement.order_by(when.desc(), Article.id.desc()).offset(query.offset)
+    statement = select(Article, Source.name).join(Source)
+    terms: tuple[Term, ...] = ()
+    sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
+    if query.text:
+        node = parse_query(query.text)
+        terms = wanted_terms(node)
+        hits = fulltext.matching(session, node)
+        statement = statement.join(hits, hits.c.article_id == Article.id)
+        if sort is Sort.RELEVANCE:
+            statement = statement.order_by(hits.c.rank.desc())
+    statement = _filtered(session, statement, replace(query, text=None), when)
+    if sort is Sort.OLDEST:
+        statement = statement.order_by(when, Article.id)
+    else:
+        statement = statement.order_by(when.desc(), Article.id.desc())
+    statement = statement.offset(query.offset)
     if query.limit:
         statement = statement.limit(query.limit)
     rows = session.execute(statement).all()
-    return _views(session, rows, with_text=False)
+    return _views(session, rows, with_text=False, terms=terms)
+
+
+def count_articles(session: Session, *, query: ArticleQuery) -> int:
+    """How many articles match query (all pages)."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    matching = _filtered(session, select(Article.id).join(Source), query, when).subquery()
+    return session.scalar(select(func.count()).select_from(matching)) or 0
 
 
 def get_article(session: Session, *, article_id: int) -> ArticleView:
@@ -63,7 +99,8 @@ def get_article(session: Session, *, article_id: int) -> ArticleView:
 def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
     """Stories with at least one article matching query, the most recently reported first."""
     when = func.coalesce(Article.published_at, Article.fetched_at)
-    matching = _filtered(select(Article.story_id).join(Source), query, when).where(Article.story_id.is_not(None))
+    matching = _filtered(session, select(Article.story_id).join(Source), query, when)
+    matching = matching.where(Article.story_id.is_not(None))
     latest = (
         select(Article.story_id, func.max(when).label("latest"), func.count().label("articles"))
         .where(Article.story_id.in_(matching.scalar_subquery()))
@@ -118,19 +155,16 @@ def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
                 articles=count,
                 sources=tuple(sorted(sources[story.id])),
                 tags=tuple(sorted(tags[story.id])),
-                snippet=_lead(article.text),
+                snippet=lead(article.text),
             )
         )
     return views
 
 
-def _filtered(statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
+def _filtered(session: Session, statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
     if query.text:
-        for word in query.text.split():
-            pattern = f"%{_escape_like(word)}%"
-            statement = statement.where(
-                or_(Article.title.ilike(pattern, escape="\\"), Article.text.ilike(pattern, escape="\\"))
-            )
+        hits = fulltext.matching(session, parse_query(query.text))
+        statement = statement.where(Article.id.in_(select(hits.c.article_id)))
     if query.sources:
         # An outlet's verbatim copy of a stored article counts as that outlet carrying it.
         carried = (
@@ -196,11 +230,9 @@ def _has_tag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     )
 
 
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _views(session: Session, rows: Sequence[Row[Article, str]], *, with_text: bool) -> list[ArticleView]:
+def _views(
+    session: Session, rows: Sequence[Row[Article, str]], *, with_text: bool, terms: tuple[Term, ...] = ()
+) -> list[ArticleView]:
     ids = [article.id for article, _ in rows]
     tags: dict[int, list[ArticleTag]] = defaultdict(list)
     for tag in session.scalars(
@@ -213,7 +245,11 @@ def _views(session: Session, rows: Sequence[Row[Article, str]], *, with_text: bo
         article_tags = tags.get(article.id, [])
         story_id = article.story_id
         also = sorted(story_sources[story_id] - {source}) if story_id is not None else []
-        snippet = next((t.snippet for t in article_tags if t.snippet), None) or _lead(article.text)
+        snippet = (
+            (around_match(article.text, terms) if terms else None)
+            or next((t.snippet for t in article_tags if t.snippet), None)
+            or lead(article.text)
+        )
         views.append(
             ArticleView(
                 id=article.id,
@@ -275,11 +311,3 @@ def _members(session: Session, *, article_id: int, story_id: int | None) -> tupl
     return tuple(StoryMember(row.name, row.url, row.title, row.id) for row in others) + tuple(
         StoryMember(row.name, row.url, row.title, None) for row in copies
     )
-
-
-def _lead(text: str) -> str:
-    flat = " ".join(text.split())
-    if len(flat) <= SNIPPET_LENGTH:
-        return flat
-    cut = flat[:SNIPPET_LENGTH].rsplit(" ", 1)[0]
-    return cut + "…"

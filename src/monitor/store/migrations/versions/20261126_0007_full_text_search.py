@@ -1,0 +1,60 @@
+"""Full-text search: an FTS5 table (SQLite) or a tsvector table with a GIN index (PostgreSQL).
+
+Both hold stemmed words computed by the application (store/fulltext.py), so existing articles are
+indexed on the next poll, by the service, or by `monitor db reindex`; `search_indexed` marks what is done.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("articles", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("search_indexed", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.create_index(
+        "ix_articles_unsearchable",
+        "articles",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("NOT search_indexed"),
+        postgresql_where=sa.text("NOT search_indexed"),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        # Contentless: the stems are only needed to build the index; titles and texts live in articles.
+        op.execute(
+            "CREATE VIRTUAL TABLE article_fts USING fts5("
+            "title, body, content='', tokenize='unicode61 remove_diacritics 0')"
+        )
+    else:
+        op.create_table(
+            "article_search",
+            sa.Column("article_id", sa.Integer(), nullable=False),
+            sa.Column("document", postgresql.TSVECTOR(), nullable=False),
+            sa.ForeignKeyConstraint(
+                ["article_id"], ["articles.id"], name=op.f("fk_article_search_article_id_articles"), ondelete="CASCADE"
+            ),
+            sa.PrimaryKeyConstraint("article_id", name=op.f("pk_article_search")),
+        )
+        op.create_index("ix_article_search_document", "article_search", ["document"], postgresql_using="gin")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE article_fts")
+    else:
+        op.drop_table("article_search")
+    op.drop_index("ix_articles_unsearchable", table_name="articles")
+    with op.batch_alter_table("articles", schema=None) as batch_op:
+        batch_op.drop_column("search_indexed")

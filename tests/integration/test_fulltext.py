@@ -1,0 +1,156 @@
+"""Full-text search over a seeded English and Russian archive, on SQLite FTS5 and PostgreSQL tsvector."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from archivekit import seed_archive
+from conftest import run_cli
+from monitor.store import fulltext
+from monitor.store.db import open_database
+from monitor.store.query_syntax import QuerySyntaxError, parse_query
+from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
+
+
+@pytest.fixture
+def archive(database_url: str) -> tuple[str, dict[str, int]]:
+    return database_url, seed_archive(database_url)
+
+
+def _found(archive: tuple[str, dict[str, int]], text: str, **filters: object) -> set[str]:
+    url, ids = archive
+    keys = {article_id: key for key, article_id in ids.items()}
+    database = open_database(url)
+    try:
+        with database.session() as session:
+            query = ArticleQuery(text=text, limit=None, **filters)  # type: ignore[arg-type]
+            found = [keys[view.id] for view in search_articles(session, query=query)]
+            assert count_articles(session, query=query) == len(found)
+    finally:
+        database.dispose()
+    return set(found)
+
+
+def test_words_all_match_in_any_inflection(archive: tuple[str, dict[str, int]]) -> None:
+    # "licence" and "licences" share a stem; "Licensing" would not, and no article uses it.
+    assert _found(archive, "starlink licence") == {"tm-licence", "uz-licence"}
+    assert _found(archive, "STARLINK Licences") == {"tm-licence", "uz-licence"}
+
+
+def test_russian_inflections_match(archive: tuple[str, dict[str, int]]) -> None:
+    # Казахстан / Казахстана / Казахстане stem differently in Snowball; the query still finds all three.
+    assert _found(archive, "Казахстан") == {"kz-schools", "kz-station"}
+    assert _found(archive, "Казахстане") == {"kz-schools", "kz-station"}
+    assert _found(archive, "лицензия") == {"uz-licence-ru"}
+    assert _found(archive, "спутниковый") == {"uz-licence-ru", "kz-schools", "kz-station"}
+    assert _found(archive, "станция наземная") == {"kz-station"}
+
+
+def test_phrase_needs_the_words_in_order(archive: tuple[str, dict[str, int]]) -> None:
+    assert _found(archive, '"ground station"') == {"tm-licence", "kg-xss"}
+    assert _found(archive, "ground station") == {"tm-licence", "kg-xss", "tm-crew"}
+    assert _found(archive, '"наземная станция"') == {"kz-station"}
+
+
+def test_or_and_exclusion(archive: tuple[str, dict[str, int]]) -> None:
+    assert _found(archive, "hydropower OR dushanbe") == {"kg-hydro", "tj-launch"}
+    assert _found(archive, "hydropower | dushanbe") == {"kg-hydro", "tj-launch"}
+    assert _found(archive, "starlink -spacex") == {"uz-licence", "uz-licence-ru", "kz-schools"}
+    assert _found(archive, "starlink NOT spacex") == {"uz-licence", "uz-licence-ru", "kz-schools"}
+    assert _found(archive, "(hydropower OR roscosmos) -ashgabat") == {"kg-hydro"}
+    assert _found(archive, 'station -"ground station"') == {"tm-crew"}
+
+
+def test_query_combines_with_filters(archive: tuple[str, dict[str, int]]) -> None:
+    assert _found(archive, "starlink", countries=("UZ",)) == {"uz-licence", "uz-licence-ru"}
+    assert _found(archive, "starlink", countries=("UZ",), languages=("ru",)) == {"uz-licence-ru"}
+    assert _found(archive, "starlink", sources=("nca", "kazinform")) == {"tm-talks", "kz-schools"}
+    assert _found(archive, "starlink", tags=("spacex",)) == {"tm-licence", "tm-talks", "tj-launch"}
+    assert _found(archive, "starlink", since=datetime(2026, 11, 15, tzinfo=UTC)) == {
+        "tm-licence",
+        "tm-talks",
+        "uz-licence",
+        "tj-launch",
+    }
+
+
+def test_best_matches_come_first_and_pages_follow(archive: tuple[str, dict[str, int]]) -> None:
+    url, ids = archive
+    database = open_database(url)
+    with database.session() as session:
+        ranked = [view.id for view in search_articles(session, query=ArticleQuery(text="starlink", limit=None))]
+        # Starlink in the title outranks Starlink only in the text.
+        in_title = {ids[key] for key in ("tm-licence", "tm-talks", "uz-licence", "uz-licence-ru")}
+        assert set(ranked[:4]) == in_title
+        pages = [
+            view.id
+            for offset in (0, 2, 4)
+            for view in search_articles(session, query=ArticleQuery(text="starlink", limit=2, offset=offset))
+        ]
+        assert pages == ranked
+        newest = search_articles(session, query=ArticleQuery(text="starlink", sort=Sort.NEWEST, limit=None))
+        assert [view.id for view in newest][:2] == [ids["tm-talks"], ids["tm-licence"]]
+    database.dispose()
+
+
+def test_snippet_shows_the_passage_with_the_match(archive: tuple[str, dict[str, int]]) -> None:
+    url, _ = archive
+    result = run_cli("search", "roscosmos", "--format", "json", database_url=url)
+    assert result.exit_code == 0, result.output
+    (article,) = json.loads(result.stdout)
+    assert "Roscosmos sent a delegation" in article["snippet"]
+    assert article["snippet"].startswith("…")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('"ground station', "unclosed quote"),
+        ("-spacex", "only excludes"),
+        ("(starlink OR", "OR needs a word"),
+        ("starlink)", "')' without a matching '('"),
+        ("--- ...", "cannot follow"),
+    ],
+)
+def test_malformed_query_is_a_one_line_error(archive: tuple[str, dict[str, int]], query: str, message: str) -> None:
+    url, _ = archive
+    result = run_cli("search", "--", query, database_url=url)  # "--": a query may start with "-"
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_punctuation_only_query_is_refused() -> None:
+    with pytest.raises(QuerySyntaxError, match="no words"):
+        parse_query(" ... ")
+
+
+def test_reindex_fills_an_index_that_lost_articles(archive: tuple[str, dict[str, int]]) -> None:
+    url, _ = archive
+    database = open_database(url)
+    with database.session() as session:
+        fulltext.clear(session)  # what an upgraded archive looks like: articles, no index
+    database.dispose()
+
+    missing = run_cli("search", "hydropower", "--format", "json", database_url=url)
+    assert json.loads(missing.stdout) == []
+    assert "not in the search index yet" in missing.stderr
+
+    rebuilt = run_cli("db", "reindex", database_url=url)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "search index rebuilt: 11 articles" in rebuilt.stdout
+    found = run_cli("search", "hydropower", "--format", "json", database_url=url)
+    assert [a["title"] for a in json.loads(found.stdout)] == ["Kyrgyzstan builds hydropower plants"]
+    assert "not in the search index" not in found.stderr
+
+
+def test_stories_listing_takes_the_query(archive: tuple[str, dict[str, int]]) -> None:
+    url, _ = archive
+    result = run_cli("search", "ashgabat talks", "--stories", "--format", "json", database_url=url)
+    assert result.exit_code == 0, result.output
+    (story,) = json.loads(result.stdout)
+    assert story["sources"] == ["nca", "trend"]
