@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +25,7 @@ from monitor.settings import (
     load_settings,
     load_tags,
     parse_duration,
+    parse_when,
 )
 
 if TYPE_CHECKING:
@@ -692,6 +693,36 @@ def search(
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@common_options
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the archive: the search page at /, the JSON API at /api (described at /openapi.json and /docs),
+    Atom feeds of any search at /feeds/search.atom, CSV and JSON Lines exports, /healthz and /metrics.
+
+    Read-only. With MONITOR_API_TOKEN set, every route but /healthz needs the token: as
+    `Authorization: Bearer <token>`, or as the password of HTTP Basic (browsers, feed readers).
+
+    \b
+    Example:
+        monitor serve --port 8000
+        curl 'http://127.0.0.1:8000/api/articles?q=starlink&country=UZ&since=2026-03-01'
+    """
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    settings = _settings(ctx, verbosity=1)
+    with _database(settings) as database:
+        if host not in {"127.0.0.1", "localhost", "::1"} and not settings.api_token:
+            click.echo(f"warning: {host} is reachable by others and MONITOR_API_TOKEN is not set", err=True)
+        app = create_app(database, token=settings.api_token)
+        click.echo(f"serving http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.command()
 @click.option("--since", metavar="DATE", help="Count from this day, ISO time or age such as 30d (default: 12 weeks).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @common_options
@@ -757,20 +788,9 @@ def _parse_when(value: str | None, flag: str, *, end_of_day: bool) -> datetime |
     if value is None:
         return None
     try:
-        return datetime.now(UTC) - parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        if len(value) == 10:
-            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-            return day + timedelta(days=1) if end_of_day else day
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date (2026-11-01), an ISO time (2026-11-01T08:00+05:00) or an age (7d)",
-            param_hint=flag,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_when(value, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
 
 
 def main() -> None:

@@ -74,3 +74,27 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+class WebMetrics:
+    """What `monitor serve` counts: requests by route and status, and their duration."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "monitor_http_requests",
+            "Requests served, by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "monitor_http_request_duration_seconds",
+            "Time to answer a request, by route.",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -58,15 +58,18 @@ def article_record(article: ArticleView, *, with_text: bool = False) -> dict[str
     return record
 
 
-def render_articles(articles: Sequence[ArticleView], fmt: str) -> str:
-    """All articles in one of FORMATS, ending with a newline (empty json list when none)."""
+def render_articles(articles: Sequence[ArticleView], fmt: str, *, header: bool = True) -> str:
+    """All articles in one of FORMATS, ending with a newline (empty json list when none); header=False leaves
+    out the CSV header, for the next part of a streamed export."""
     if fmt in ("json", "jsonl", "csv"):
         records = [article_record(a) for a in articles]
-        return _records(records, fmt, CSV_FIELDS, lists=("tags", "also_reported_by"))
+        return _records(records, fmt, CSV_FIELDS, lists=("tags", "also_reported_by"), header=header)
     return _table(articles)
 
 
-def _records(records: list[dict[str, Any]], fmt: str, fields: Sequence[str], *, lists: Sequence[str]) -> str:
+def _records(
+    records: list[dict[str, Any]], fmt: str, fields: Sequence[str], *, lists: Sequence[str], header: bool = True
+) -> str:
     """Records as a JSON list, JSON lines, or CSV (lists joined by spaces)."""
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
@@ -74,7 +77,8 @@ def _records(records: list[dict[str, Any]], fmt: str, fields: Sequence[str], *, 
         return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for record in records:
         writer.writerow({**record, **{name: " ".join(record[name]) for name in lists}})
     return buffer.getvalue()
@@ -322,22 +326,27 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def render_stats(stats: Stats, fmt: str) -> str:
-    """`monitor stats`: three small tables (per source, per tag, per week), or one JSON object."""
+def stats_record(stats: Stats) -> dict[str, Any]:
+    """Stats as JSON: totals, then {label, articles, stories} rows per source, tag, week and day."""
 
     def rows(counts: Sequence[Count]) -> list[dict[str, Any]]:
         return [{"label": c.label, "articles": c.articles, "stories": c.stories} for c in counts]
 
+    return {
+        "since": _iso(stats.since),
+        "articles": stats.articles,
+        "stories": stats.stories,
+        "by_source": rows(stats.by_source),
+        "by_tag": rows(stats.by_tag),
+        "by_week": rows(stats.by_week),
+        "by_day": rows(stats.by_day),
+    }
+
+
+def render_stats(stats: Stats, fmt: str) -> str:
+    """`monitor stats`: three small tables (per source, per tag, per week), or one JSON object."""
     if fmt == "json":
-        record = {
-            "since": _iso(stats.since),
-            "articles": stats.articles,
-            "stories": stats.stories,
-            "by_source": rows(stats.by_source),
-            "by_tag": rows(stats.by_tag),
-            "by_week": rows(stats.by_week),
-        }
-        return json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+        return json.dumps(stats_record(stats), ensure_ascii=False, indent=2) + "\n"
     lines = [f"since {stats.since:%Y-%m-%d}: {stats.articles} articles in {stats.stories} stories"]
     for heading, counts in (("source", stats.by_source), ("tag", stats.by_tag), ("week of", stats.by_week)):
         lines.append("")

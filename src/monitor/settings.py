@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -43,6 +43,25 @@ def parse_duration(value: str | int) -> timedelta:
     if not match:
         raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 1d")
     return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:
+    """Read a day (2026-11-01: its start, or with end_of_day the next day's start), an ISO time (UTC when it
+    has no zone) or an age (7d: that long before now); ValueError says what is accepted."""
+    try:
+        return (now or datetime.now(UTC)) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + timedelta(days=1) if end_of_day else day
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date (2026-11-01), an ISO time (2026-11-01T08:00+05:00) or an age (7d)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_http_url(value: str) -> bool:
@@ -295,6 +314,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
     mail_from: str = "monitor@localhost"
+    # `monitor serve`: when set, every route but /healthz asks for it (Bearer, or HTTP Basic's password).
+    api_token: str | None = Field(default=None, min_length=1)
 
     @field_validator("story_window", "lease_ttl", "shutdown_grace", mode="before")
     @classmethod

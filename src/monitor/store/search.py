@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
@@ -94,6 +94,13 @@ def get_article(session: Session, *, article_id: int) -> ArticleView:
         raise NotFoundError(f"no article with id {article_id} (list some with `monitor search`)")
     view = _views(session, [row], with_text=True)[0]
     return replace(view, members=_members(session, article_id=article_id, story_id=view.story_id))
+
+
+def count_stories(session: Session, *, query: ArticleQuery) -> int:
+    """How many stories have at least one article matching query."""
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    matching = _filtered(session, select(Article.story_id).join(Source), query, when).subquery()
+    return session.scalar(select(func.count(distinct(matching.c.story_id)))) or 0
 
 
 def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:

@@ -1,4 +1,4 @@
-"""Counts for `monitor stats`: articles and stories per source, per tag and per week."""
+"""Counts for `monitor stats` and /api/stats: articles and stories per source, per tag, per week and per day."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Stats:
     by_source: tuple[Count, ...]
     by_tag: tuple[Count, ...]
     by_week: tuple[Count, ...]  # label: the Monday starting the ISO week, YYYY-MM-DD
+    by_day: tuple[Count, ...] = ()  # label: the day, YYYY-MM-DD (UTC)
 
 
 def archive_stats(session: Session, *, since: datetime) -> Stats:
@@ -53,19 +54,23 @@ def archive_stats(session: Session, *, since: datetime) -> Stats:
         .order_by(func.count().desc(), Tag.id)
     ).all()
     day = _day(session, when)
-    articles_by_week: dict[date, int] = {}
-    stories_by_week: dict[date, set[int]] = {}
+    articles_by: dict[str, dict[date, int]] = {"day": {}, "week": {}}
+    stories_by: dict[str, dict[date, set[int]]] = {"day": {}, "week": {}}
     # One row per (day, story): a story reported over several days counts once in its week.
     for value, story_id, articles in session.execute(
         select(day, Article.story_id, func.count()).where(recent).group_by(day, Article.story_id)
     ):
-        monday = _as_date(value) - timedelta(days=_as_date(value).weekday())
-        articles_by_week[monday] = articles_by_week.get(monday, 0) + int(articles)
-        if story_id is not None:
-            stories_by_week.setdefault(monday, set()).add(story_id)
-    by_week = tuple(
-        Count(monday.isoformat(), count, len(stories_by_week.get(monday, ())))
-        for monday, count in sorted(articles_by_week.items())
+        today = _as_date(value)
+        for period, start in (("day", today), ("week", today - timedelta(days=today.weekday()))):
+            articles_by[period][start] = articles_by[period].get(start, 0) + int(articles)
+            if story_id is not None:
+                stories_by[period].setdefault(start, set()).add(story_id)
+    by_week, by_day = (
+        tuple(
+            Count(start.isoformat(), count, len(stories_by[period].get(start, ())))
+            for start, count in sorted(articles_by[period].items())
+        )
+        for period in ("week", "day")
     )
     return Stats(
         since=since,
@@ -74,6 +79,7 @@ def archive_stats(session: Session, *, since: datetime) -> Stats:
         by_source=tuple(Count(name, int(a), int(s)) for name, a, s in by_source),
         by_tag=tuple(Count(tag, int(a), int(s)) for tag, a, s in by_tag),
         by_week=by_week,
+        by_day=by_day,
     )
 
 

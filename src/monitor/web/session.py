@@ -1,0 +1,14 @@
+"""What the server holds for its requests: the database, the watchlist, the token (app.state)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import Request
+
+from monitor.store.db import Database
+
+
+def database_of(request: Request) -> Database:
+    """The server's database (one engine; a session per request)."""
+    return cast(Database, request.app.state.database)
