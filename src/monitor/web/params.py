@@ -34,20 +34,34 @@ def search_filters(
     since: When = None,
     until: When = None,
     story: Annotated[int | None, Query(description="Only the articles of this story.")] = None,
-    sort: Annotated[Sort | None, Query(description="Default: relevance with q, else newest.")] = None,
+    sort: Annotated[
+        str | None, Query(description="relevance, newest or oldest; default: relevance with q, else newest.")
+    ] = None,
 ) -> ArticleQuery:
     """The filters of a request (without paging); 400 on a date that cannot be read."""
     return ArticleQuery(
         text=q.strip() or None if q else None,
-        tags=tuple(tag),
-        countries=tuple(code.upper() for code in country),
-        sources=tuple(source),
-        languages=tuple(language),
+        # An HTML form sends its empty choices as empty values: they mean "any".
+        tags=tuple(value for value in tag if value),
+        countries=tuple(value.upper() for value in country if value),
+        sources=tuple(value for value in source if value),
+        languages=tuple(value for value in language if value),
         since=when(since, "since", end_of_day=False),
         until=when(until, "until", end_of_day=True),
         story=story,
-        sort=sort,
+        sort=_sort(sort),
     )
+
+
+def _sort(value: str | None) -> Sort | None:
+    if not value:
+        return None
+    try:
+        return Sort(value)
+    except ValueError:
+        raise HTTPException(
+            status_code=400, detail=f"sort: {value!r} is not one of relevance, newest, oldest"
+        ) from None
 
 
 def when(value: str | None, name: str, *, end_of_day: bool) -> datetime | None:
