@@ -468,7 +468,7 @@ def prepare(database: Database) -> tuple[int, ...]:
         for tag_id, kind, name in TAGS:
             session.add(Tag(id=tag_id, kind=kind, name=name))
     with database.session() as session:
-        ids = dict(session.execute(sa.text("SELECT name, id FROM sources")).tuples().all())
+        ids = {name: id_ for name, id_ in session.execute(sa.text("SELECT name, id FROM sources"))}
     return tuple(ids[name] for name, _, _ in SOURCES)
 
 

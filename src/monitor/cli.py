@@ -709,6 +709,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         monitor serve --port 8000
         curl 'http://127.0.0.1:8000/api/articles?q=starlink&country=UZ&since=2026-03-01'
     """
+    import signal
+
     import uvicorn
 
     from monitor.web.app import create_app
@@ -719,6 +721,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             click.echo(f"warning: {host} is reachable by others and MONITOR_API_TOKEN is not set", err=True)
         app = create_app(database, token=settings.api_token)
         click.echo(f"serving http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+        # uvicorn stops gracefully on SIGTERM or Ctrl-C, then raises the signal again for the handler it found:
+        # a no-op one lets `monitor serve` exit 0 after a clean stop, like `monitor run`.
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, lambda *_: None)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -315,7 +315,13 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
     mail_from: str = "monitor@localhost"
     # `monitor serve`: when set, every route but /healthz asks for it (Bearer, or HTTP Basic's password).
-    api_token: str | None = Field(default=None, min_length=1)
+    api_token: str | None = None
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # compose passes ${MONITOR_API_TOKEN:-} through as an empty string: no token, not an empty one.
+        return value.strip() or None if isinstance(value, str) else value
 
     @field_validator("story_window", "lease_ttl", "shutdown_grace", mode="before")
     @classmethod

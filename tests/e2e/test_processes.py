@@ -168,3 +168,32 @@ def test_demo_shows_stored_articles_offline() -> None:
         "Turkmenistan and SpaceX open talks" in (folder / "digest.txt").read_text()
     )
     assert "<mark" in (folder / "digest.html").read_text()
+
+
+def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    from archivekit import seed_archive
+
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    seed_archive(url)
+    port = _free_port()
+    process = _monitor("serve", "--port", str(port), database_url=url)
+    base = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    try:
+        _wait_for(answering, timeout=30)
+        with urllib.request.urlopen(f"{base}/api/articles?q=starlink&country=UZ", timeout=5) as response:
+            assert json.load(response)["total"] == 2
+        with urllib.request.urlopen(f"{base}/", timeout=5) as response:
+            assert '<form class="search"' in response.read().decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert f"serving http://127.0.0.1:{port}/" in stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -9,6 +10,8 @@ import pytest
 
 from archivekit import seed_archive
 from conftest import run_cli
+from monitor.pipeline.refresh import index_missing_stories
+from monitor.pipeline.similarity import Vectoriser
 from monitor.store import fulltext
 from monitor.store.db import open_database
 from monitor.store.query_syntax import QuerySyntaxError, parse_query
@@ -154,3 +157,19 @@ def test_stories_listing_takes_the_query(archive: tuple[str, dict[str, int]]) ->
     assert result.exit_code == 0, result.output
     (story,) = json.loads(result.stdout)
     assert story["sources"] == ["nca", "trend"]
+
+
+def test_poll_and_service_catch_up_an_upgraded_archive(archive: tuple[str, dict[str, int]]) -> None:
+    url, ids = archive
+    database = open_database(url)
+    try:
+        with database.session() as session:
+            fulltext.clear(session)
+        # What `monitor poll` runs before its pass and `monitor run` beside its polling.
+        asyncio.run(index_missing_stories(database, Vectoriser()))
+        with database.session() as session:
+            assert fulltext.count_unindexed(session) == 0
+            found = search_articles(session, query=ArticleQuery(text="hydropower"))
+            assert [view.id for view in found] == [ids["kg-hydro"]]
+    finally:
+        database.dispose()

@@ -65,6 +65,9 @@ def test_compose_runs_the_worker_against_postgres() -> None:
     worker = compose["services"]["monitor"]
     assert worker["environment"]["MONITOR_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    web = compose["services"]["web"]
+    assert web["command"][:2] == ["monitor", "serve"]
+    assert web["ports"] == ["127.0.0.1:8000:8000"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "monitor run" in dockerfile
     assert "HEALTHCHECK" in dockerfile
