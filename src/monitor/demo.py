@@ -125,5 +125,7 @@ def run_demo(*, echo: Callable[[str], None]) -> Path:
     echo(f"  monitor --database-url {database_url} search --format json")
     echo(f"  monitor --database-url {database_url} show {example_id}")
     echo(f"  monitor --database-url {database_url} search --stories --tag starlink")
+    echo(f"  monitor --database-url {database_url} search 'starlink OR спутниковый' --sort newest")
+    echo(f"  monitor --database-url {database_url} serve    # then open http://127.0.0.1:8000/")
     echo(f"Remove it with: rm -r {folder}")
     return folder
