@@ -17,6 +17,21 @@ from monitor.store import repository
 from monitor.store.db import open_database
 from monitor.store.schema import Article, ArticleTag, Source, Tag
 
+# The article fields of DESIGN.md's contract, spelled out here on purpose, not imported from monitor.output.
+CONTRACT_FIELDS = {
+    "id",
+    "url",
+    "canonical_url",
+    "source",
+    "title",
+    "published_at",
+    "fetched_at",
+    "language",
+    "tags",
+    "story_id",
+    "also_reported_by",
+    "snippet",
+}
 XSS_TITLE = "<script>alert('xss')</script><img src=x onerror=alert(1)> Ground station opens"
 FILLER = "The weather in the region stayed mild and markets were calm during the week. " * 12
 
@@ -130,7 +145,6 @@ SEEDS = [
         tags=("TM",),
     ),
 ]
-SOURCES = sorted({seed.source for seed in SEEDS})
 TAGS = [
     ("KZ", "country", "Kazakhstan"),
     ("KG", "country", "Kyrgyzstan"),
@@ -150,7 +164,7 @@ def seed_archive(database_url: str, seeds: list[Seed] = SEEDS) -> dict[str, int]
     with database.session() as session:
         repository.sync_sources(
             session,
-            feeds=[FeedConfig(name=name, url=f"https://{name}.example/feed") for name in SOURCES],
+            feeds=[FeedConfig(name=name, url=f"https://{name}.example/feed") for name in _sources(seeds)],
             now=FETCHED_AT,
         )
         source_ids = {row.name: row.id for row in session.execute(sa.select(Source.name, Source.id))}
@@ -173,6 +187,10 @@ def seed_archive(database_url: str, seeds: list[Seed] = SEEDS) -> dict[str, int]
                 session.execute(sa.update(Article).where(Article.id == ids[seed.key]).values(story_id=story))
     database.dispose()
     return ids
+
+
+def _sources(seeds: list[Seed]) -> list[str]:
+    return sorted({seed.source for seed in seeds})
 
 
 def draft(seed: Seed, source_id: int, number: int) -> ArticleDraft:

@@ -12,25 +12,9 @@ import feedparser
 import httpx
 import pytest
 
-from archivekit import XSS_TITLE, seed_archive
+from archivekit import CONTRACT_FIELDS, XSS_TITLE, seed_archive
 from monitor.web import api
 from webkit import serving
-
-# The contract of DESIGN.md, spelled out.
-CONTRACT_FIELDS = {
-    "id",
-    "url",
-    "canonical_url",
-    "source",
-    "title",
-    "published_at",
-    "fetched_at",
-    "language",
-    "tags",
-    "story_id",
-    "also_reported_by",
-    "snippet",
-}
 
 
 @pytest.fixture

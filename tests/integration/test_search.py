@@ -5,96 +5,47 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
 
 import pytest
-import sqlalchemy as sa
 
+from archivekit import CONTRACT_FIELDS, Seed, seed_archive
 from conftest import run_cli
-from monitor.model import ArticleDraft, Extraction
-from monitor.settings import FeedConfig
-from monitor.store import repository
-from monitor.store.db import open_database
-from monitor.store.schema import Article, ArticleTag, Source, Tag
 
-# Spelled out here on purpose, not imported from monitor.output: this is the contract in DESIGN.md.
-CONTRACT_FIELDS = {
-    "id",
-    "url",
-    "canonical_url",
-    "source",
-    "title",
-    "published_at",
-    "fetched_at",
-    "language",
-    "tags",
-    "story_id",
-    "also_reported_by",
-    "snippet",
-}
-
-ROWS = [
-    # source, day, title, text
-    (
+SEEDS = [
+    Seed(
+        "g0",
         "trend",
         20,
         "Turkmenistan and SpaceX discuss Starlink",
         "Ashgabat hosted talks on a Starlink licence. " * 20,
+        tags=("TM", "starlink"),
+        tag_snippet="talks in Ashgabat",
     ),
-    ("nca", 21, "Starlink talks in Ashgabat", "Officials met SpaceX representatives in Ashgabat."),
-    ("akipress", 15, "Kyrgyzstan builds hydropower plants", "Three small plants join the grid."),
-    ("kazinform", 10, "Казахстан расширяет спутниковый интернет", "Сельские школы Казахстана получат связь."),
+    Seed(
+        "g1",
+        "nca",
+        21,
+        "Starlink talks in Ashgabat",
+        "Officials met SpaceX representatives in Ashgabat.",
+        tags=("TM",),
+        tag_snippet="talks in Ashgabat",
+        same_story_as="g0",
+    ),
+    Seed("g2", "akipress", 15, "Kyrgyzstan builds hydropower plants", "Three small plants join the grid."),
+    Seed(
+        "g3",
+        "kazinform",
+        10,
+        "Казахстан расширяет спутниковый интернет",
+        "Сельские школы Казахстана получат связь.",
+        language="ru",
+    ),
 ]
 
 
 @pytest.fixture
 def archive(database_url: str) -> str:
-    database = open_database(database_url)
-    now = datetime(2026, 11, 25, tzinfo=UTC)
-    with database.session() as session:
-        repository.sync_sources(
-            session,
-            feeds=[FeedConfig(name=name, url=f"https://{name}.example/feed") for name, *_ in ROWS],
-            now=now,
-        )
-        ids = {name: session.scalars(sa.select(Source.id).where(Source.name == name)).one() for name, *_ in ROWS}
-        for number, (name, day, title, text) in enumerate(ROWS):
-            repository.add_article(
-                session,
-                draft=ArticleDraft(
-                    source_id=ids[name],
-                    guid=f"g{number}",
-                    url=f"https://{name}.example/{number}?utm_source=rss",
-                    canonical_url=f"https://{name}.example/{number}",
-                    title=title,
-                    text=text,
-                    summary=None,
-                    author=None,
-                    published_at=datetime(2026, 11, day, 9, 0, tzinfo=UTC),
-                    fetched_at=now,
-                    language="ru" if name == "kazinform" else "en",
-                    extraction=Extraction.PAGE,
-                ),
-            )
-        # The two Starlink reports are one story; TM is tagged on both (tagging itself arrives with its issue).
-        trend_story = session.scalar(sa.select(Article.story_id).where(Article.guid == "g0"))
-        session.execute(sa.update(Article).where(Article.guid == "g1").values(story_id=trend_story))
-        session.add(Tag(id="TM", kind="country", name="Turkmenistan"))
-        session.add(Tag(id="starlink", kind="topic", name="Starlink"))
-        session.flush()
-        for guid in ("g0", "g1"):
-            article_id = session.scalar(sa.select(Article.id).where(Article.guid == guid))
-            session.add(ArticleTag(article_id=article_id, tag_id="TM", count=2, score=3.0, snippet="talks in Ashgabat"))
-        session.add(
-            ArticleTag(
-                article_id=session.scalar(sa.select(Article.id).where(Article.guid == "g0")),
-                tag_id="starlink",
-                count=1,
-                score=1.0,
-                snippet=None,
-            )
-        )
-    database.dispose()
+    seed_archive(database_url, SEEDS)
     return database_url
 
 
