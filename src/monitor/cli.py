@@ -667,7 +667,7 @@ def search(
     from monitor.store.search import ArticleQuery, Sort, search_articles, search_stories
 
     article_query = ArticleQuery(
-        text=query,
+        text=query.strip() or None if query else None,
         sources=sources,
         tags=tags,
         countries=countries,

@@ -219,6 +219,11 @@ class ArticleView:
     text: str | None = None
     members: tuple[StoryMember, ...] = ()  # filled in by `show`: the story's other reports and the copies
 
+    @property
+    def when(self) -> datetime:
+        """The time listings sort by: publication, else fetch."""
+        return self.published_at or self.fetched_at
+
 
 @dataclass(frozen=True, slots=True)
 class FeedHealth:

@@ -30,6 +30,14 @@ CSV_FIELDS = (
 )
 
 
+def _inert(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting = + - @ (a formula) gets a leading apostrophe,
+    as OWASP advises; a title is the outlet's text, and a spreadsheet is where exports end up."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def article_record(article: ArticleView, *, with_text: bool = False) -> dict[str, Any]:
     """The JSON shape of an article (the contract's fields, plus details for `show`)."""
     record: dict[str, Any] = {
@@ -80,7 +88,8 @@ def _records(
     if header:
         writer.writeheader()
     for record in records:
-        writer.writerow({**record, **{name: " ".join(record[name]) for name in lists}})
+        row = {**record, **{name: " ".join(record[name]) for name in lists}}
+        writer.writerow({name: _inert(value) for name, value in row.items()})
     return buffer.getvalue()
 
 

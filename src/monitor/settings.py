@@ -52,10 +52,12 @@ def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> 
         return (now or datetime.now(UTC)) - parse_duration(value)
     except ValueError:
         pass
+    except OverflowError:
+        raise ValueError(f"{value!r} reaches back before the year 1") from None
     try:
         if len(value) == 10:
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-            return day + timedelta(days=1) if end_of_day else day
+            return day + timedelta(days=1) if end_of_day and day.year < 9999 else day
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(

@@ -11,8 +11,14 @@ from collections.abc import Iterator
 import feedparser
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from archivekit import CONTRACT_FIELDS, XSS_TITLE, seed_archive
+from archivekit import CONTRACT_FIELDS, XSS_TITLE, Seed, draft, seed_archive
+from monitor.model import ArticleView
+from monitor.store import repository
+from monitor.store.schema import Source
+from monitor.store.search import ArticleQuery
 from monitor.web import api
 from webkit import serving
 
@@ -126,6 +132,45 @@ def test_exports_stream_every_match(site: tuple[httpx.Client, dict[str, int]], m
         "Казахстан расширяет спутниковый интернет",
     ]
     assert client.get("/api/articles.csv", params={"q": "(starlink"}).status_code == 400
+
+
+def test_an_export_neither_repeats_nor_skips_while_articles_arrive(
+    site: tuple[httpx.Client, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = site
+    monkeypatch.setattr(api, "EXPORT_BATCH", 3)
+    calls = []
+    real_search = api.search_articles
+
+    def search_then_a_poll_stores_news(session: Session, *, query: ArticleQuery) -> list[ArticleView]:
+        calls.append(query)
+        if len(calls) == 2:  # between two batches: a newer article, which would shift every offset by one
+            late = Seed("late", "trend", 24, "Late Starlink news", "Starlink again.")
+            trend = session.scalars(sa.select(Source.id).where(Source.name == "trend")).one()
+            with session.begin_nested():
+                repository.add_article(session, draft=draft(late, trend, 100))
+            session.commit()
+        return real_search(session, query=query)
+
+    monkeypatch.setattr(api, "search_articles", search_then_a_poll_stores_news)
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/articles.csv", params={"q": "starlink"}).text)))
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)) == 6  # the late article is newer than the export's first batch
+    assert len(calls) == 3  # two full batches, then an empty one
+    dates = [row["published_at"] for row in rows]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_odd_inputs_are_refused_not_crashed_on(site: tuple[httpx.Client, dict[str, int]]) -> None:
+    client, _ = site
+    assert client.get("/api/articles/99999999999999999999").status_code == 422
+    assert client.get("/articles/99999999999999999999").status_code == 422
+    assert client.get("/api/articles", params={"story": 2**40}).status_code == 422
+    assert client.get("/api/articles", params={"source": "trend\x00"}).status_code == 400
+    assert client.get("/feeds/search.atom", params={"tag": "\x00"}).status_code == 400
+    assert client.get("/api/articles", params={"until": "9999-12-31"}).json()["total"] == 11
+    assert client.get("/api/articles", params={"since": "99999999999d"}).status_code == 400
+    assert client.get("/api/articles", params={"q": "   "}).json()["total"] == 11
 
 
 def test_atom_feed_of_a_search_parses_back(site: tuple[httpx.Client, dict[str, int]]) -> None:

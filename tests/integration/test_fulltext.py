@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from archivekit import seed_archive
 from conftest import run_cli
 from monitor.pipeline.refresh import index_missing_stories
 from monitor.pipeline.similarity import Vectoriser
 from monitor.store import fulltext
-from monitor.store.db import open_database
+from monitor.store.db import Database, open_database
 from monitor.store.query_syntax import QuerySyntaxError, parse_query
 from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
 
@@ -56,6 +58,9 @@ def test_phrase_needs_the_words_in_order(archive: tuple[str, dict[str, int]]) ->
     assert _found(archive, '"ground station"') == {"tm-licence", "kg-xss"}
     assert _found(archive, "ground station") == {"tm-licence", "kg-xss", "tm-crew"}
     assert _found(archive, '"наземная станция"') == {"kz-station"}
+    # The title ends in "licence" and the text starts with "The": a phrase does not run across the two.
+    assert _found(archive, '"licence the"') == set()
+    assert _found(archive, '"the uzbek ministry"') == {"uz-licence"}
 
 
 def test_or_and_exclusion(archive: tuple[str, dict[str, int]]) -> None:
@@ -173,3 +178,31 @@ def test_poll_and_service_catch_up_an_upgraded_archive(archive: tuple[str, dict[
             assert [view.id for view in found] == [ids["kg-hydro"]]
     finally:
         database.dispose()
+
+
+def test_two_backfills_at_once_index_each_article_once(archive: tuple[str, dict[str, int]]) -> None:
+    url, _ = archive
+    database = open_database(url)
+    with database.session() as session:
+        fulltext.clear(session)
+    second: list[int] = []
+    try:
+        with database.session() as first:
+            assert fulltext.index_missing(first) == 11
+            worker = threading.Thread(target=lambda: second.append(_backfill(database)))
+            worker.start()
+            worker.join(0.5)
+            assert worker.is_alive()  # waiting for the first backfill's lock, not indexing beside it
+        worker.join(30)
+        assert second == [0]
+        with database.session() as session:
+            assert count_articles(session, query=ArticleQuery(text="starlink OR hydropower")) == 7
+            table = "article_fts" if url.startswith("sqlite") else "article_search"
+            assert session.scalar(sa.text(f"SELECT count(*) FROM {table}")) == 11
+    finally:
+        database.dispose()
+
+
+def _backfill(database: Database) -> int:
+    with database.session() as session:
+        return fulltext.index_missing(session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import cache
 
 import Stemmer
@@ -12,6 +13,7 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _WORD = re.compile(r"[^\W_]+")
 _STEMS: dict[str, str] = {}
 _STEM_CACHE_LIMIT = 200_000
+MAX_WORD_CHARS = 100  # longer runs are encoded data, not words (and PostgreSQL refuses lexemes over 2 KB)
 
 
 def stem(folded: str) -> str:
@@ -31,23 +33,37 @@ def is_cyrillic(word: str) -> bool:
     return _CYRILLIC.search(word) is not None
 
 
-def search_words(text: str) -> list[tuple[str, int, int]]:
-    """The words of a text as (stem, start, end), in order: what full-text search indexes and matches.
+def search_words(text: str) -> Iterator[tuple[str, int, int]]:
+    """The words of a text as (search term, start, end), in order: what full-text search indexes and matches.
 
     Words are runs of letters and digits, so "Covid-19" is two words and "1.5" is two; the query side
-    splits the same way, which keeps phrases aligned. ё is folded to е, as Russian texts mix them freely.
+    splits the same way, which keeps phrases aligned. Each word is NFKC-normalised and casefolded on its own
+    (so its offsets stay those of the text as given), ё is folded to е, as Russian texts mix them freely.
     """
-    normalised = unicodedata.normalize("NFKC", text)
-    if len(normalised) != len(text):  # offsets must point into the text as given
-        normalised = text
-    return [
-        (stem(match.group().casefold().replace("ё", "е")), match.start(), match.end())
-        for match in _WORD.finditer(normalised)
-    ]
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if len(word) > MAX_WORD_CHARS:
+            continue
+        if not word.isascii():
+            word = unicodedata.normalize("NFKC", word)
+        for part in _WORD.findall(word.casefold().replace("ё", "е")) if not word.isascii() else (word.lower(),):
+            yield search_term(part), match.start(), match.end()
+
+
+def search_term(folded: str) -> str:
+    """The term full-text search keeps for a casefolded word: its stem, and for Russian less a final "н".
+
+    Snowball stems Казахстан and Казахстана to "казахста" but Казахстане to "казахстан" (Астана: "аста",
+    Астане: "астан"); dropping the "н" on both the index and the query side makes every form one term.
+    """
+    term = stem(folded)
+    if len(term) >= 5 and term.endswith("н") and is_cyrillic(term):
+        return term[:-1]
+    return term
 
 
 def search_terms(text: str) -> list[str]:
-    """The stems of a text's words, in order."""
+    """The search terms of a text's words, in order."""
     return [term for term, _, _ in search_words(text)]
 
 

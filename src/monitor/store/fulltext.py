@@ -33,10 +33,13 @@ from sqlalchemy.orm import Session
 from monitor.pipeline.stemming import search_terms
 from monitor.store.query_syntax import Node, to_fts5, to_tsquery
 from monitor.store.schema import Article
+from monitor.store.stories import lock_stories
 
-MAX_TEXT_CHARS = 100_000  # PostgreSQL keeps word positions up to 16,383 only; a longer text is rare
+MAX_TEXT_CHARS = 100_000  # a longer text is rare; PostgreSQL keeps word positions up to 16,383 only
 TITLE_WEIGHT = 4.0  # a title match counts this many body matches (FTS5 bm25 column weight)
 
+# Word for word the condition of the partial index ix_articles_unsearchable, so that both backends use it.
+_UNINDEXED = text("NOT articles.search_indexed")
 # Outside the ORM's metadata: a virtual table (SQLite) or a table only one backend has.
 _metadata = MetaData()
 _fts = Table("article_fts", _metadata, Column("rowid", Integer), Column("title"), Column("body"))
@@ -63,11 +66,25 @@ def add(session: Session, *, article_id: int, doc: Document) -> None:
     else:
         session.execute(
             text(
-                "INSERT INTO article_search (article_id, document) VALUES (:id, "
-                "setweight(to_tsvector('simple', :title), 'A') || setweight(to_tsvector('simple', :body), 'B'))"
+                "INSERT INTO article_search (article_id, document) VALUES (:id, CAST(:document AS tsvector)) "
+                "ON CONFLICT (article_id) DO NOTHING"
             ),
-            {"id": article_id, "title": doc.title, "body": doc.body},
+            {"id": article_id, "document": tsvector(doc)},
         )
+
+
+def tsvector(doc: Document) -> str:
+    """The document as PostgreSQL tsvector text, built here rather than by to_tsvector(), which would split
+    the terms again by its own rules: title terms weigh A, body terms B, and a gap between the two keeps a
+    phrase from matching across them (as FTS5's separate columns do). Terms are letters and digits only."""
+    positions: dict[str, list[str]] = {}
+    title = doc.title.split()
+    for offset, (words, weight) in enumerate(((title, "A"), (doc.body.split(), "B"))):
+        start = 1 + offset * (len(title) + 1)
+        for index, term in enumerate(words):
+            # PostgreSQL keeps positions up to 16,383 and 256 per term; it drops the rest itself.
+            positions.setdefault(term, []).append(f"{start + index}{weight}")
+    return " ".join(f"'{term}':{','.join(marks[:256])}" for term, marks in positions.items())
 
 
 def matching(session: Session, node: Node) -> Subquery:
@@ -91,11 +108,11 @@ def matching(session: Session, node: Node) -> Subquery:
 
 def index_missing(session: Session, *, limit: int = 500) -> int:
     """Index up to limit articles that are not in the index yet, newest first; return how many."""
+    # Two workers backfilling at once would index the same articles twice: take the lock that article
+    # inserts take (stories.lock_stories), so one backfills while the other waits, then finds nothing.
+    lock_stories(session)
     rows = session.execute(
-        select(Article.id, Article.title, Article.text)
-        .where(Article.search_indexed.is_(False))
-        .order_by(Article.id.desc())
-        .limit(limit)
+        select(Article.id, Article.title, Article.text).where(_UNINDEXED).order_by(Article.id.desc()).limit(limit)
     ).all()
     for row in rows:
         add(session, article_id=row.id, doc=document(row.title, row.text))
@@ -106,7 +123,7 @@ def index_missing(session: Session, *, limit: int = 500) -> int:
 
 def count_unindexed(session: Session) -> int:
     """Articles not in the full-text index yet."""
-    return session.scalar(select(func.count()).select_from(Article).where(Article.search_indexed.is_(False))) or 0
+    return session.scalar(select(func.count()).select_from(Article).where(_UNINDEXED)) or 0
 
 
 def clear(session: Session) -> None:

@@ -7,9 +7,10 @@
     (starlink OR oneweb) Uzbekistan
                               parentheses group
 
-Words are stemmed as the index is (see pipeline/stemming.py). A Russian word matches every word that
-starts with its stem, less a final "н": Snowball stems Казахстан and Казахстана to "казахста" but
-Казахстане to "казахстан", and prefix matching also finds казахстанский.
+Words become terms as the index's words do (pipeline/stemming.py: the Snowball stem; for Russian less a
+final "н", so that every form of Казахстан is one term). A Russian term of five letters or more also
+matches the words it starts (казахстанский for Казахстан); a shorter one only itself, so that газ (gas)
+does not find газета (newspaper).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from monitor.pipeline.stemming import is_cyrillic, search_words
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
+PREFIX_LETTERS = 5  # a Russian term this long also matches the longer words it starts
 
 
 class QuerySyntaxError(MonitorError):
@@ -200,7 +202,7 @@ class _Parser:
             raise QuerySyntaxError("the query has an empty '()'")
         if kind == "minus":
             raise QuerySyntaxError("'-' excludes a word from the whole query or group; it cannot follow OR or '-'")
-        words = search_words(value.strip('"') if kind == "phrase" else value)
+        words = list(search_words(value.strip('"') if kind == "phrase" else value))
         if not words:
             return None  # punctuation alone
         self.terms += len(words)
@@ -212,8 +214,4 @@ def _is_or(token: tuple[str, str]) -> bool:
 
 
 def _term(stem: str) -> Term:
-    if not is_cyrillic(stem):
-        return Term(stem, prefix=False)
-    if stem.endswith("н") and len(stem) > 4:
-        stem = stem[:-1]
-    return Term(stem, prefix=True)
+    return Term(stem, prefix=len(stem) >= PREFIX_LETTERS and is_cyrillic(stem))

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, and_, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
@@ -48,6 +48,9 @@ class ArticleQuery:
     fetched_until: datetime | None = None
     not_sent_to: str | None = None  # leave out the stories this digest subscription has received
     sort: Sort | None = None
+    # Keyset paging in date order (newest or oldest): only the articles after this (time, id). Unlike an
+    # offset, it neither repeats nor skips an article when others are stored between two pages.
+    after: tuple[datetime, int] | None = None
     limit: int | None = 20
     offset: int = 0
 
@@ -69,6 +72,11 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
         if sort is Sort.RELEVANCE:
             statement = statement.order_by(hits.c.rank.desc())
     statement = _filtered(session, statement, replace(query, text=None), when)
+    if query.after is not None:
+        if sort is Sort.RELEVANCE:
+            raise ValueError("keyset paging (after) needs a date order")
+        position, after = tuple_(when, Article.id), tuple_(*query.after)
+        statement = statement.where(position > after if sort is Sort.OLDEST else position < after)
     if sort is Sort.OLDEST:
         statement = statement.order_by(when, Article.id)
     else:

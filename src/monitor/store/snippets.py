@@ -6,6 +6,7 @@ from monitor.pipeline.stemming import search_words
 from monitor.store.query_syntax import Term, term_matches
 
 SNIPPET_LENGTH = 240
+SCAN_CHARS = 100_000  # as far as the index reads a text (fulltext.MAX_TEXT_CHARS)
 CONTEXT_BEFORE = 60  # characters shown before the first match
 
 
@@ -16,7 +17,7 @@ def lead(text: str) -> str:
 
 def around_match(text: str, terms: tuple[Term, ...]) -> str | None:
     """The passage around the first word of text matching one of terms, or None when none does."""
-    spans = match_spans(text, terms, first_only=True)
+    spans = match_spans(text[:SCAN_CHARS], terms, first_only=True)
     if not spans:
         return None
     start = spans[0][0]

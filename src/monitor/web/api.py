@@ -7,13 +7,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from monitor.output import article_record, health_record, render_articles, stats_record, story_record
 from monitor.store.repository import feed_health
 from monitor.store.search import (
     ArticleQuery,
+    Sort,
     count_articles,
     count_stories,
     get_article,
@@ -21,7 +22,7 @@ from monitor.store.search import (
     search_stories,
 )
 from monitor.store.stats import archive_stats, default_since
-from monitor.web.params import EXPORT_LIMIT, PAGE_LIMIT, When, search_filters, when
+from monitor.web.params import EXPORT_LIMIT, MAX_ID, PAGE_LIMIT, When, search_filters, when
 from monitor.web.session import database_of
 
 router = APIRouter(prefix="/api", tags=["archive"])
@@ -45,7 +46,7 @@ def articles(request: Request, filters: Filters, limit: Limit = 20, offset: Offs
 def export_csv(
     request: Request, filters: Filters, limit: Annotated[int, Query(ge=1, le=EXPORT_LIMIT)] = EXPORT_LIMIT
 ) -> StreamingResponse:
-    """Every article matching the filters (up to limit) as CSV, one row per article, streamed."""
+    """Every article matching the filters (up to limit) as CSV, newest first (or sort=oldest), streamed."""
     return _export(request, filters, limit, "csv", "text/csv; charset=utf-8")
 
 
@@ -53,12 +54,12 @@ def export_csv(
 def export_jsonl(
     request: Request, filters: Filters, limit: Annotated[int, Query(ge=1, le=EXPORT_LIMIT)] = EXPORT_LIMIT
 ) -> StreamingResponse:
-    """Every article matching the filters (up to limit) as JSON Lines, one object per article, streamed."""
+    """Every article matching the filters (up to limit) as JSON Lines, newest first (or sort=oldest), streamed."""
     return _export(request, filters, limit, "jsonl", "application/x-ndjson; charset=utf-8")
 
 
 @router.get("/articles/{article_id}", summary="One article")
-def article(request: Request, article_id: int) -> dict[str, Any]:
+def article(request: Request, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
     """One article with its text, tags, story and the story's other reports and copies."""
     with database_of(request).session() as session:
         return article_record(get_article(session, article_id=article_id), with_text=True)
@@ -94,20 +95,25 @@ def _paged(filters: ArticleQuery, limit: int, offset: int) -> ArticleQuery:
 
 
 def _export(request: Request, filters: ArticleQuery, limit: int, fmt: str, media_type: str) -> StreamingResponse:
+    """Stream every match, newest first (oldest with sort=oldest), in batches of EXPORT_BATCH read by keyset:
+    articles stored while the export runs cause no repeats and no gaps."""
     database = database_of(request)
+    query = replace(filters, sort=Sort.OLDEST if filters.sort is Sort.OLDEST else Sort.NEWEST, offset=0)
     # The first batch runs now, so that a malformed query is a 400 rather than a broken stream.
     with database.session() as session:
-        first = search_articles(session, query=_paged(filters, min(limit, EXPORT_BATCH), 0))
+        first = search_articles(session, query=replace(query, limit=min(limit, EXPORT_BATCH)))
 
     def batches() -> Iterator[str]:
-        yield render_articles(first, fmt)
-        done, last = len(first), len(first)
-        while done < limit and last == EXPORT_BATCH:
+        batch, done = first, len(first)
+        yield render_articles(batch, fmt)
+        while done < limit and len(batch) == EXPORT_BATCH:
+            last = batch[-1]
+            following = replace(query, limit=min(limit - done, EXPORT_BATCH), after=(last.when, last.id))
             with database.session() as session:
-                batch = search_articles(session, query=_paged(filters, min(limit - done, EXPORT_BATCH), done))
+                batch = search_articles(session, query=following)
             if batch:
                 yield render_articles(batch, fmt, header=False)
-            done, last = done + len(batch), len(batch)
+            done += len(batch)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     headers = {"Content-Disposition": f'attachment; filename="monitor-{stamp}.{fmt}"'}

@@ -61,6 +61,9 @@ def create_app(database: Database, *, token: str | None = None) -> FastAPI:
             return JSONResponse({"detail": str(exc)}, status_code=404)
         return pages.not_found_page(request, str(exc))
 
+    if token:  # added before `count`, so inside it: refusals are counted and carry the same headers
+        app.add_middleware(TokenGuard, token=token)
+
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -75,6 +78,4 @@ def create_app(database: Database, *, token: str | None = None) -> FastAPI:
             response.headers.setdefault("Content-Security-Policy", _POLICY)
         return response
 
-    if token:
-        app.add_middleware(TokenGuard, token=token)
     return app

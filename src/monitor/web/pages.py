@@ -9,12 +9,13 @@ from functools import cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView
@@ -23,7 +24,7 @@ from monitor.store.repository import feed_health
 from monitor.store.schema import Source, Tag
 from monitor.store.search import ArticleQuery, Sort, count_articles, get_article, search_articles
 from monitor.store.snippets import match_spans
-from monitor.web.params import search_filters
+from monitor.web.params import MAX_ID, search_filters
 from monitor.web.session import database_of
 
 router = APIRouter(include_in_schema=False)
@@ -91,7 +92,7 @@ def search_page(
 
 
 @router.get("/articles/{article_id}", response_class=HTMLResponse)
-def article_page(request: Request, article_id: int) -> HTMLResponse:
+def article_page(request: Request, article_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
     """One article: its text, tags, and the story's other reports."""
     with database_of(request).session() as session:
         article = get_article(session, article_id=article_id)
@@ -99,7 +100,7 @@ def article_page(request: Request, article_id: int) -> HTMLResponse:
 
 
 @router.get("/stories/{story_id}", response_class=HTMLResponse)
-def story_page(request: Request, story_id: int) -> HTMLResponse:
+def story_page(request: Request, story_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
     """One story: every outlet that carried it, with its report, oldest first."""
     with database_of(request).session() as session:
         articles = search_articles(session, query=ArticleQuery(story=story_id, sort=Sort.OLDEST, limit=None))
@@ -125,7 +126,7 @@ def not_found_page(request: Request, message: str) -> HTMLResponse:
     return _templates().TemplateResponse(request, "error.html.j2", {"message": message}, status_code=404)
 
 
-def _choices(session: Any) -> dict[str, list[tuple[str, str]]]:
+def _choices(session: Session) -> dict[str, list[tuple[str, str]]]:
     tags = session.execute(select(Tag.id, Tag.name, Tag.kind).order_by(Tag.kind, Tag.id)).all()
     return {
         "countries": [(row.id, row.name) for row in tags if row.kind == "country"],

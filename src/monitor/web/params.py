@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -11,9 +12,11 @@ from monitor.settings import parse_when
 from monitor.store.query_syntax import MAX_QUERY_CHARS
 from monitor.store.search import ArticleQuery, Sort
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 PAGE_LIMIT = 100  # the most articles one page of /api/articles returns
 EXPORT_LIMIT = 100_000  # the most rows one CSV or JSON Lines export returns
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 Text = Annotated[
     str | None,
     Query(
@@ -33,12 +36,21 @@ def search_filters(
     language: Many = [],  # noqa: B006
     since: When = None,
     until: When = None,
-    story: Annotated[int | None, Query(description="Only the articles of this story.")] = None,
+    story: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the articles of this story.")] = None,
     sort: Annotated[
         str | None, Query(description="relevance, newest or oldest; default: relevance with q, else newest.")
     ] = None,
 ) -> ArticleQuery:
-    """The filters of a request (without paging); 400 on a date that cannot be read."""
+    """The filters of a request (without paging); 400 on a date that cannot be read or a control character."""
+    for name, values in (
+        ("q", [q or ""]),
+        ("tag", tag),
+        ("country", country),
+        ("source", source),
+        ("language", language),
+    ):
+        if any(_CONTROL.search(value) for value in values):
+            raise HTTPException(status_code=400, detail=f"{name}: control characters are not allowed")
     return ArticleQuery(
         text=q.strip() or None if q else None,
         # An HTML form sends its empty choices as empty values: they mean "any".

@@ -1,4 +1,4 @@
-"""What the server holds for its requests: the database, the watchlist, the token (app.state)."""
+"""What the server holds for its requests (app.state): the database."""
 
 from __future__ import annotations
 
