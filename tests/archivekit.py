@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from monitor.model import ArticleDraft, Extraction
+from monitor.model import ArticleDraft, Extraction, TagMatch
 from monitor.settings import FeedConfig
 from monitor.store import repository
 from monitor.store.db import open_database
-from monitor.store.schema import Article, ArticleTag, Source, Tag
+from monitor.store.schema import Article, Source, Tag
 
 # The article fields of DESIGN.md's contract, spelled out here on purpose, not imported from monitor.output.
 CONTRACT_FIELDS = {
@@ -171,16 +171,16 @@ def seed_archive(database_url: str, seeds: list[Seed] = SEEDS) -> dict[str, int]
         for tag_id, kind, name in TAGS:
             session.add(Tag(id=tag_id, kind=kind, name=name))
         session.flush()
+        kinds = {tag_id: (kind, name) for tag_id, kind, name in TAGS}
         for number, seed in enumerate(seeds):
-            _, article_id = repository.add_article(session, draft=draft(seed, source_ids[seed.source], number))
+            # Tags come with the draft, as a poll stores them: the search index files the article under them.
+            tags = tuple(
+                TagMatch(tag_id, *kinds[tag_id], count=1, score=3.0 - rank, mentions=(), snippet=seed.tag_snippet or "")
+                for rank, tag_id in enumerate(seed.tags)
+            )
+            _, article_id = repository.add_article(session, draft=draft(seed, source_ids[seed.source], number, tags))
             assert article_id is not None
             ids[seed.key] = article_id
-            for rank, tag_id in enumerate(seed.tags):
-                session.add(
-                    ArticleTag(
-                        article_id=article_id, tag_id=tag_id, count=1, score=3.0 - rank, snippet=seed.tag_snippet
-                    )
-                )
         for seed in seeds:
             if seed.same_story_as is not None:
                 story = session.scalar(sa.select(Article.story_id).where(Article.id == ids[seed.same_story_as]))
@@ -193,7 +193,7 @@ def _sources(seeds: list[Seed]) -> list[str]:
     return sorted({seed.source for seed in seeds})
 
 
-def draft(seed: Seed, source_id: int, number: int) -> ArticleDraft:
+def draft(seed: Seed, source_id: int, number: int, tags: tuple[TagMatch, ...] = ()) -> ArticleDraft:
     """The ArticleDraft a poll would make of a seed."""
     return ArticleDraft(
         source_id=source_id,
@@ -208,4 +208,5 @@ def draft(seed: Seed, source_id: int, number: int) -> ArticleDraft:
         fetched_at=FETCHED_AT,
         language=seed.language,
         extraction=Extraction.PAGE,
+        tags=tags,
     )

@@ -10,13 +10,15 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from archivekit import seed_archive
+from archivekit import Seed, seed_archive
 from conftest import run_cli
+from monitor.model import TagMatch
 from monitor.pipeline.refresh import index_missing_stories
 from monitor.pipeline.similarity import Vectoriser
-from monitor.store import fulltext
+from monitor.store import fulltext, repository
 from monitor.store.db import Database, open_database
 from monitor.store.query_syntax import QuerySyntaxError, parse_query
+from monitor.store.schema import Article
 from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
 
 
@@ -206,3 +208,42 @@ def test_two_backfills_at_once_index_each_article_once(archive: tuple[str, dict[
 def _backfill(database: Database) -> int:
     with database.session() as session:
         return fulltext.index_missing(session)
+
+
+def test_retagging_moves_an_article_between_country_filters(archive: tuple[str, dict[str, int]]) -> None:
+    url, ids = archive
+    database = open_database(url)
+    try:
+        with database.session() as session:
+            uzbek = TagMatch("UZ", "country", "Uzbekistan", count=2, score=2.0, mentions=(), snippet="")
+            repository.replace_tags(session, article_id=ids["kz-schools"], tags=[uzbek], version="v2")
+            if url.startswith("sqlite"):  # the old row was taken out whole: the index is consistent
+                session.execute(sa.text("INSERT INTO article_fts (article_fts, rank) VALUES ('integrity-check', 1)"))
+    finally:
+        database.dispose()
+    assert _found(archive, "starlink", countries=("KZ",)) == set()
+    assert _found(archive, "starlink", countries=("UZ",)) == {"uz-licence", "uz-licence-ru", "kz-schools"}
+    assert _found(archive, "школы") == {"kz-schools"}
+
+
+def test_facets_never_hide_an_article_with_a_far_future_date(database_url: str) -> None:
+    # A feed dated this report four years ahead; it was fetched now. A "since" filter still finds it.
+    seed = Seed("future", "trend", 1, "Starlink tariff announced", "Starlink tariffs for schools.", tags=("TM",))
+    ids = seed_archive(database_url, [seed])
+    database = open_database(database_url)
+    try:
+        with database.session() as session:
+            session.execute(
+                sa.update(Article)
+                .where(Article.id == ids["future"])
+                .values(published_at=datetime(2030, 1, 1, tzinfo=UTC))
+            )
+        with database.session() as session:
+            fulltext.clear(session)
+            fulltext.index_missing(session)
+        with database.session() as session:
+            for since in (datetime(2026, 12, 1, tzinfo=UTC), datetime(2029, 6, 1, tzinfo=UTC)):
+                query = ArticleQuery(text="tariff", countries=("TM",), since=since)
+                assert [view.id for view in search_articles(session, query=query)] == [ids["future"]]
+    finally:
+        database.dispose()

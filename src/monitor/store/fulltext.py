@@ -1,14 +1,24 @@
 """The full-text index: SQLite FTS5 or a PostgreSQL tsvector with a GIN index, over stemmed words.
 
-Both backends index the same thing, the stems of pipeline/stemming.py (Russian and English Snowball), so a
+Both backends index the same thing, the terms of pipeline/stemming.py (Russian and English Snowball), so a
 query finds the same articles on either and Russian inflections match on both. The index is written in the
 article's own transaction (see repository.add_article); `articles.search_indexed` marks what is in it, so
 an upgraded archive or `monitor db reindex` is filled in by index_missing() in batches.
+
+Beside the words, each article is indexed under facets: its tags, its language and the month it was
+published (tag_tm, lang_ru, month_202611; no word of a text contains "_"). A filtered query asks the index
+for the facets too, so that the index intersects them with the words and ranks only what is left: a common
+word in a fifth of the archive, filtered to one country and a few months, ranks a few thousand articles
+instead of two hundred thousand. The facets only narrow: the exact filters (scores, dates, copies) still
+apply afterwards in SQL.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -32,37 +42,109 @@ from sqlalchemy.orm import Session
 
 from monitor.pipeline.stemming import search_terms
 from monitor.store.query_syntax import Node, to_fts5, to_tsquery
-from monitor.store.schema import Article
+from monitor.store.schema import Article, ArticleTag
 from monitor.store.stories import lock_stories
 
 MAX_TEXT_CHARS = 100_000  # a longer text is rare; PostgreSQL keeps word positions up to 16,383 only
 TITLE_WEIGHT = 4.0  # a title match counts this many body matches (FTS5 bm25 column weight)
+# An article's month facet is its publication month, but never more than this after it was fetched: a
+# feed's date years ahead is wrong, and the facets of a "since" filter reach this far past today.
+FUTURE_LIMIT = timedelta(days=366)
 
 # Word for word the condition of the partial index ix_articles_unsearchable, so that both backends use it.
 _UNINDEXED = text("NOT articles.search_indexed")
+_NOT_FACET = re.compile(r"[^0-9a-z]")
 # Outside the ORM's metadata: a virtual table (SQLite) or a table only one backend has.
 _metadata = MetaData()
-_fts = Table("article_fts", _metadata, Column("rowid", Integer), Column("title"), Column("body"))
+_fts = Table("article_fts", _metadata, Column("rowid", Integer), Column("title"), Column("body"), Column("facets"))
 _pg = Table("article_search", _metadata, Column("article_id", Integer), Column("document", TSVECTOR))
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """An article as the index sees it: its stems, space separated."""
+    """An article as the index sees it: its terms, space separated, and its facets."""
 
     title: str
     body: str
+    facets: str = ""
 
 
-def document(title: str, text: str) -> Document:
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """What a query's filters ask of the facets: at least one facet of each group."""
+
+    groups: tuple[tuple[str, ...], ...] = ()
+
+
+def document(
+    title: str,
+    text: str,
+    *,
+    tags: Iterable[str] = (),
+    language: str | None = None,
+    when: datetime | None = None,
+    fetched_at: datetime | None = None,
+) -> Document:
     """The index's view of an article."""
-    return Document(" ".join(search_terms(title)), " ".join(search_terms(text[:MAX_TEXT_CHARS])))
+    return Document(
+        " ".join(search_terms(title)),
+        " ".join(search_terms(text[:MAX_TEXT_CHARS])),
+        facets_of(tags=tags, language=language, when=when, fetched_at=fetched_at),
+    )
+
+
+def facets_of(*, tags: Iterable[str], language: str | None, when: datetime | None, fetched_at: datetime | None) -> str:
+    """An article's facets, space separated, always in the same order (SQLite takes a row out of the index
+    by being told its tokens again, in order)."""
+    facets = sorted({tag_facet(tag) for tag in tags})
+    if language:
+        facets.append(language_facet(language))
+    if when is not None:
+        latest = (fetched_at or when) + FUTURE_LIMIT
+        facets.append(month_facet(min(_utc(when), _utc(latest))))
+    return " ".join(facets)
+
+
+def tag_facet(tag_id: str) -> str:
+    """The facet of a tag."""
+    return "tag_" + _NOT_FACET.sub("_", tag_id.lower())
+
+
+def language_facet(language: str) -> str:
+    """The facet of a language code."""
+    return "lang_" + _NOT_FACET.sub("_", language.lower())
+
+
+def month_facet(when: datetime) -> str:
+    """The facet of the (UTC) month of a time."""
+    return f"month_{_utc(when):%Y%m}"
+
+
+def query_facets(
+    *,
+    tag_groups: Sequence[Sequence[str]] = (),
+    languages: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Facets:
+    """The facets a filtered query may ask the index for: one of each group of tags, one of the languages,
+    one of the months from since to until."""
+    groups = [tuple(tag_facet(tag) for tag in group) for group in tag_groups if group]
+    if languages:
+        groups.append(tuple(language_facet(language) for language in languages))
+    if since is not None:
+        last = _utc(until) if until is not None else _utc(now or datetime.now(UTC)) + FUTURE_LIMIT
+        months = _months(_utc(since), last)
+        if months and len(months) <= 120:  # beyond ten years the facet narrows little
+            groups.append(months)
+    return Facets(tuple(groups))
 
 
 def add(session: Session, *, article_id: int, doc: Document) -> None:
     """Put an article in the index (once: the caller marks it search_indexed)."""
     if _is_sqlite(session):
-        session.execute(_fts.insert().values(rowid=article_id, title=doc.title, body=doc.body))
+        session.execute(_fts.insert().values(rowid=article_id, title=doc.title, body=doc.body, facets=doc.facets))
     else:
         session.execute(
             text(
@@ -73,10 +155,30 @@ def add(session: Session, *, article_id: int, doc: Document) -> None:
         )
 
 
+def replace(session: Session, *, article_id: int, old: Document, new: Document) -> None:
+    """Re-index an indexed article (its tags changed). FTS5 keeps no copy of a contentless row, so SQLite
+    is told the old document to take out; old must be what was indexed (the same text, tags and stemmer)."""
+    if _is_sqlite(session):
+        session.execute(
+            text(
+                "INSERT INTO article_fts (article_fts, rowid, title, body, facets) "
+                "VALUES ('delete', :id, :title, :body, :facets)"
+            ),
+            {"id": article_id, "title": old.title, "body": old.body, "facets": old.facets},
+        )
+        add(session, article_id=article_id, doc=new)
+    else:
+        session.execute(
+            text("UPDATE article_search SET document = CAST(:document AS tsvector) WHERE article_id = :id"),
+            {"id": article_id, "document": tsvector(new)},
+        )
+
+
 def tsvector(doc: Document) -> str:
     """The document as PostgreSQL tsvector text, built here rather than by to_tsvector(), which would split
     the terms again by its own rules: title terms weigh A, body terms B, and a gap between the two keeps a
-    phrase from matching across them (as FTS5's separate columns do). Terms are letters and digits only."""
+    phrase from matching across them (as FTS5's separate columns do). Terms are letters and digits only;
+    facets have no position, so they never take part in a phrase or the rank."""
     positions: dict[str, list[str]] = {}
     title = doc.title.split()
     for offset, (words, weight) in enumerate(((title, "A"), (doc.body.split(), "B"))):
@@ -84,25 +186,32 @@ def tsvector(doc: Document) -> str:
         for index, term in enumerate(words):
             # PostgreSQL keeps positions up to 16,383 and 256 per term; it drops the rest itself.
             positions.setdefault(term, []).append(f"{start + index}{weight}")
-    return " ".join(f"'{term}':{','.join(marks[:256])}" for term, marks in positions.items())
+    terms = [f"'{term}':{','.join(marks[:256])}" for term, marks in positions.items()]
+    return " ".join(terms + [f"'{facet}'" for facet in doc.facets.split()])
 
 
-def matching(session: Session, node: Node) -> Subquery:
-    """The articles matching a parsed query, as a subquery of (article_id, rank); a higher rank is better."""
+def matching(session: Session, node: Node, facets: Facets = Facets()) -> Subquery:
+    """The articles matching a parsed query and the facets, as a subquery of (article_id, rank); a higher
+    rank is better, and only the words count towards it."""
     rank: ColumnElement[float]
     if _is_sqlite(session):
         table: ColumnElement[Any] = literal_column("article_fts")
-        rank = -func.bm25(table, TITLE_WEIGHT, 1.0)  # bm25() is lower for better matches
+        expression = to_fts5(node)
+        for group in facets.groups:
+            expression += " AND facets : (" + " OR ".join(f'"{facet}"' for facet in group) + ")"
+        rank = -func.bm25(table, TITLE_WEIGHT, 1.0, 0.0)  # bm25() is lower for better matches
         statement = (
             select(_fts.c.rowid.label("article_id"), rank.label("rank"))
             .select_from(_fts)
-            .where(table.op("MATCH")(bindparam("fts_query", to_fts5(node))))
+            .where(table.op("MATCH")(bindparam("fts_query", expression)))
         )
     else:
-        query = cast(bindparam("ts_query", to_tsquery(node)), TSQUERY)
+        words = to_tsquery(node)
+        query = words + "".join(" & (" + " | ".join(f"'{f}'" for f in group) + ")" for group in facets.groups)
         # Normalisation 1 divides by 1 + log(length): a long text does not win by length alone.
-        rank = func.ts_rank_cd(_pg.c.document, query, 1).cast(Float)
-        statement = select(_pg.c.article_id, rank.label("rank")).where(_pg.c.document.op("@@")(query))
+        rank = func.ts_rank_cd(_pg.c.document, cast(bindparam("ts_words", words), TSQUERY), 1).cast(Float)
+        condition = _pg.c.document.op("@@")(cast(bindparam("ts_query", query), TSQUERY))
+        statement = select(_pg.c.article_id, rank.label("rank")).where(condition)
     return statement.subquery("matching")
 
 
@@ -112,13 +221,36 @@ def index_missing(session: Session, *, limit: int = 500) -> int:
     # inserts take (stories.lock_stories), so one backfills while the other waits, then finds nothing.
     lock_stories(session)
     rows = session.execute(
-        select(Article.id, Article.title, Article.text).where(_UNINDEXED).order_by(Article.id.desc()).limit(limit)
+        select(Article.id, Article.title, Article.text, Article.language, Article.published_at, Article.fetched_at)
+        .where(_UNINDEXED)
+        .order_by(Article.id.desc())
+        .limit(limit)
     ).all()
+    tags = article_tags(session, [row.id for row in rows])
     for row in rows:
-        add(session, article_id=row.id, doc=document(row.title, row.text))
+        doc = document(
+            row.title,
+            row.text,
+            tags=tags.get(row.id, ()),
+            language=row.language,
+            when=row.published_at or row.fetched_at,
+            fetched_at=row.fetched_at,
+        )
+        add(session, article_id=row.id, doc=doc)
     if rows:
         session.execute(update(Article).where(Article.id.in_([row.id for row in rows])).values(search_indexed=True))
     return len(rows)
+
+
+def article_tags(session: Session, article_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The tag ids of each article."""
+    tags: dict[int, list[str]] = {}
+    if article_ids:
+        for article_id, tag_id in session.execute(
+            select(ArticleTag.article_id, ArticleTag.tag_id).where(ArticleTag.article_id.in_(article_ids))
+        ):
+            tags.setdefault(article_id, []).append(tag_id)
+    return tags
 
 
 def count_unindexed(session: Session) -> int:
@@ -133,6 +265,19 @@ def clear(session: Session) -> None:
     else:
         session.execute(text("TRUNCATE article_search"))
     session.execute(update(Article).values(search_indexed=False))
+
+
+def _months(first: datetime, last: datetime) -> tuple[str, ...]:
+    months: list[str] = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month) and len(months) <= 121:
+        months.append(f"month_{year:04d}{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return tuple(months)
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _is_sqlite(session: Session) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
@@ -133,7 +134,14 @@ def add_article(
     The unique constraints decide, with INSERT ... ON CONFLICT DO NOTHING, so two workers racing on the
     same article store it once; story assignment is serialised (stories.lock_stories).
     """
-    doc = fulltext.document(draft.title, draft.text)  # before the lock: stemming is the slow part
+    doc = fulltext.document(  # before the lock: stemming is the slow part
+        draft.title,
+        draft.text,
+        tags=[tag.id for tag in draft.tags],
+        language=draft.language,
+        when=draft.published_at or draft.fetched_at,
+        fetched_at=draft.fetched_at,
+    )
     stories.lock_stories(session)
     if draft.fingerprint:
         original = stories.find_original(session, fingerprint=draft.fingerprint, title=draft.title)
@@ -207,10 +215,24 @@ def count_stale(session: Session, *, version: str) -> int:
 
 
 def replace_tags(session: Session, *, article_id: int, tags: Sequence[TagMatch], version: str) -> None:
-    """Set an article's tags to exactly these, computed with watchlist version."""
+    """Set an article's tags to exactly these, computed with watchlist version (and its search facets)."""
+    old_tags = fulltext.article_tags(session, [article_id]).get(article_id, [])
     session.execute(delete(ArticleTag).where(ArticleTag.article_id == article_id))
     _insert_tags(session, article_id, tags)
     session.execute(update(Article).where(Article.id == article_id).values(watchlist_version=version))
+    new_tags = [tag.id for tag in tags]
+    if sorted(set(old_tags)) == sorted(set(new_tags)):
+        return
+    article = session.get(Article, article_id)
+    if article is None or not article.search_indexed:
+        return  # the backfill indexes it with its new tags
+    when, fetched_at, language = article.published_at or article.fetched_at, article.fetched_at, article.language
+    old = fulltext.document(
+        article.title, article.text, tags=old_tags, language=language, when=when, fetched_at=fetched_at
+    )
+    facets = fulltext.facets_of(tags=new_tags, language=language, when=when, fetched_at=fetched_at)
+    new = replace(old, facets=facets)
+    fulltext.replace(session, article_id=article_id, old=old, new=new)
 
 
 def _insert_tags(session: Session, article_id: int, tags: Sequence[TagMatch]) -> None:

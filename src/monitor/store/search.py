@@ -67,7 +67,7 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
     if query.text:
         node = parse_query(query.text)
         terms = wanted_terms(node)
-        hits = fulltext.matching(session, node)
+        hits = fulltext.matching(session, node, _facets(query))
         statement = statement.join(hits, hits.c.article_id == Article.id)
         if sort is Sort.RELEVANCE:
             statement = statement.order_by(hits.c.rank.desc())
@@ -178,7 +178,7 @@ def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
 
 def _filtered(session: Session, statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
     if query.text:
-        hits = fulltext.matching(session, parse_query(query.text))
+        hits = fulltext.matching(session, parse_query(query.text), _facets(query))
         statement = statement.where(Article.id.in_(select(hits.c.article_id)))
     if query.sources:
         # An outlet's verbatim copy of a stored article counts as that outlet carrying it.
@@ -225,6 +225,13 @@ def _filtered(session: Session, statement: _S, query: ArticleQuery, when: Column
     if query.until is not None:
         statement = statement.where(when < query.until)
     return statement
+
+
+def _facets(query: ArticleQuery) -> fulltext.Facets:
+    """What the full-text index can narrow down itself: tags, countries, languages, months."""
+    return fulltext.query_facets(
+        tag_groups=(query.tags, query.countries), languages=query.languages, since=query.since, until=query.until
+    )
 
 
 def _in_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:

@@ -32,10 +32,11 @@ def upgrade() -> None:
         postgresql_where=sa.text("NOT search_indexed"),
     )
     if op.get_bind().dialect.name == "sqlite":
-        # Contentless: the stems are only needed to build the index; titles and texts live in articles.
+        # Contentless: the terms are only needed to build the index; titles and texts live in articles.
+        # "_" is part of a token, so that a facet (tag_tm, month_202611) stays one token.
         op.execute(
-            "CREATE VIRTUAL TABLE article_fts USING fts5("
-            "title, body, content='', tokenize='unicode61 remove_diacritics 0')"
+            "CREATE VIRTUAL TABLE article_fts USING fts5(title, body, facets, content='', "
+            "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")"
         )
     else:
         op.create_table(
