@@ -11,6 +11,7 @@ import pytest
 from monitor.model import ArticleView
 from monitor.output import render_articles
 from monitor.pipeline.stemming import search_terms
+from monitor.store.fulltext import query_facets
 from monitor.store.query_syntax import QuerySyntaxError, Term, parse_query, to_fts5, to_tsquery, wanted_terms
 
 
@@ -75,3 +76,12 @@ def test_csv_cells_never_start_a_formula() -> None:
     assert row["title"] == "'" + article.title
     assert row["snippet"] == "'-2% in a week"
     assert row["url"] == "https://example.org/1"
+
+
+def test_query_facets_narrow_by_tags_and_a_few_months() -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    recent = query_facets(tag_groups=(("TM", "UZ"), ()), since=datetime(2026, 10, 5, tzinfo=UTC), now=now)
+    assert recent.groups == (("tag_tm", "tag_uz"), ("month_202610", "month_202611", "month_202612"))
+    # Two years of months would cost the index more than they narrow: the exact filter does it alone.
+    assert query_facets(since=datetime(2024, 11, 1, tzinfo=UTC), now=now).groups == ()
+    assert query_facets(until=datetime(2026, 1, 1, tzinfo=UTC), now=now).groups == ()

@@ -5,12 +5,14 @@ query finds the same articles on either and Russian inflections match on both. T
 article's own transaction (see repository.add_article); `articles.search_indexed` marks what is in it, so
 an upgraded archive or `monitor db reindex` is filled in by index_missing() in batches.
 
-Beside the words, each article is indexed under facets: its tags, its language and the month it was
-published (tag_tm, lang_ru, month_202611; no word of a text contains "_"). A filtered query asks the index
-for the facets too, so that the index intersects them with the words and ranks only what is left: a common
-word in a fifth of the archive, filtered to one country and a few months, ranks a few thousand articles
-instead of two hundred thousand. The facets only narrow: the exact filters (scores, dates, copies) still
-apply afterwards in SQL.
+Beside the words, each article is indexed under facets: its tags and the month it was published (tag_tm,
+month_202611; no word of a text contains "_"). A filtered query asks the index for the facets too, so that
+the index intersects them with the words and ranks only what is left: a common word in a fifth of the
+archive, filtered to one country and a few months, ranks a few thousand articles instead of two hundred
+thousand. The facets only narrow: the exact filters (scores, dates, copies) still apply afterwards in SQL.
+Intersecting costs time in proportion to the facets' own size, so a facet that narrows little is not asked
+for: no language facet (a language is half the archive), and months only for a range of a few
+(measured on a 1,000,000-article archive, bench/bench_search.py).
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ from monitor.store.stories import lock_stories
 
 MAX_TEXT_CHARS = 100_000  # a longer text is rare; PostgreSQL keeps word positions up to 16,383 only
 TITLE_WEIGHT = 4.0  # a title match counts this many body matches (FTS5 bm25 column weight)
-# An article's month facet is its publication month, but never more than this after it was fetched: a
-# feed's date years ahead is wrong, and the facets of a "since" filter reach this far past today.
-FUTURE_LIMIT = timedelta(days=366)
+# An article's month facet is its publication month, but never more than this after it was fetched (a
+# date far ahead is a feed's mistake), so that the months of an open "since" filter end this far past today.
+# Only an article dated over a month ahead of its fetch, filtered "since" well after that fetch, is missed.
+FUTURE_LIMIT = timedelta(days=31)
+MONTH_FACETS = 6  # a longer range is asked of the index only through the exact filter
 
 # Word for word the condition of the partial index ix_articles_unsearchable, so that both backends use it.
 _UNINDEXED = text("NOT articles.search_indexed")
@@ -81,7 +85,6 @@ def document(
     text: str,
     *,
     tags: Iterable[str] = (),
-    language: str | None = None,
     when: datetime | None = None,
     fetched_at: datetime | None = None,
 ) -> Document:
@@ -89,16 +92,14 @@ def document(
     return Document(
         " ".join(search_terms(title)),
         " ".join(search_terms(text[:MAX_TEXT_CHARS])),
-        facets_of(tags=tags, language=language, when=when, fetched_at=fetched_at),
+        facets_of(tags=tags, when=when, fetched_at=fetched_at),
     )
 
 
-def facets_of(*, tags: Iterable[str], language: str | None, when: datetime | None, fetched_at: datetime | None) -> str:
+def facets_of(*, tags: Iterable[str], when: datetime | None, fetched_at: datetime | None) -> str:
     """An article's facets, space separated, always in the same order (SQLite takes a row out of the index
     by being told its tokens again, in order)."""
     facets = sorted({tag_facet(tag) for tag in tags})
-    if language:
-        facets.append(language_facet(language))
     if when is not None:
         latest = (fetched_at or when) + FUTURE_LIMIT
         facets.append(month_facet(min(_utc(when), _utc(latest))))
@@ -110,11 +111,6 @@ def tag_facet(tag_id: str) -> str:
     return "tag_" + _NOT_FACET.sub("_", tag_id.lower())
 
 
-def language_facet(language: str) -> str:
-    """The facet of a language code."""
-    return "lang_" + _NOT_FACET.sub("_", language.lower())
-
-
 def month_facet(when: datetime) -> str:
     """The facet of the (UTC) month of a time."""
     return f"month_{_utc(when):%Y%m}"
@@ -123,20 +119,17 @@ def month_facet(when: datetime) -> str:
 def query_facets(
     *,
     tag_groups: Sequence[Sequence[str]] = (),
-    languages: Sequence[str] = (),
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
 ) -> Facets:
-    """The facets a filtered query may ask the index for: one of each group of tags, one of the languages,
-    one of the months from since to until."""
+    """The facets a filtered query asks the index for: one of each group of tags, and one of the months
+    from since to until when they are few."""
     groups = [tuple(tag_facet(tag) for tag in group) for group in tag_groups if group]
-    if languages:
-        groups.append(tuple(language_facet(language) for language in languages))
     if since is not None:
         last = _utc(until) if until is not None else _utc(now or datetime.now(UTC)) + FUTURE_LIMIT
         months = _months(_utc(since), last)
-        if months and len(months) <= 120:  # beyond ten years the facet narrows little
+        if months and len(months) <= MONTH_FACETS:
             groups.append(months)
     return Facets(tuple(groups))
 
@@ -221,7 +214,7 @@ def index_missing(session: Session, *, limit: int = 500) -> int:
     # inserts take (stories.lock_stories), so one backfills while the other waits, then finds nothing.
     lock_stories(session)
     rows = session.execute(
-        select(Article.id, Article.title, Article.text, Article.language, Article.published_at, Article.fetched_at)
+        select(Article.id, Article.title, Article.text, Article.published_at, Article.fetched_at)
         .where(_UNINDEXED)
         .order_by(Article.id.desc())
         .limit(limit)
@@ -232,7 +225,6 @@ def index_missing(session: Session, *, limit: int = 500) -> int:
             row.title,
             row.text,
             tags=tags.get(row.id, ()),
-            language=row.language,
             when=row.published_at or row.fetched_at,
             fetched_at=row.fetched_at,
         )
@@ -270,7 +262,7 @@ def clear(session: Session) -> None:
 def _months(first: datetime, last: datetime) -> tuple[str, ...]:
     months: list[str] = []
     year, month = first.year, first.month
-    while (year, month) <= (last.year, last.month) and len(months) <= 121:
+    while (year, month) <= (last.year, last.month) and len(months) <= MONTH_FACETS:
         months.append(f"month_{year:04d}{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return tuple(months)

@@ -138,7 +138,6 @@ def add_article(
         draft.title,
         draft.text,
         tags=[tag.id for tag in draft.tags],
-        language=draft.language,
         when=draft.published_at or draft.fetched_at,
         fetched_at=draft.fetched_at,
     )
@@ -226,11 +225,9 @@ def replace_tags(session: Session, *, article_id: int, tags: Sequence[TagMatch],
     article = session.get(Article, article_id)
     if article is None or not article.search_indexed:
         return  # the backfill indexes it with its new tags
-    when, fetched_at, language = article.published_at or article.fetched_at, article.fetched_at, article.language
-    old = fulltext.document(
-        article.title, article.text, tags=old_tags, language=language, when=when, fetched_at=fetched_at
-    )
-    facets = fulltext.facets_of(tags=new_tags, language=language, when=when, fetched_at=fetched_at)
+    when, fetched_at = article.published_at or article.fetched_at, article.fetched_at
+    old = fulltext.document(article.title, article.text, tags=old_tags, when=when, fetched_at=fetched_at)
+    facets = fulltext.facets_of(tags=new_tags, when=when, fetched_at=fetched_at)
     new = replace(old, facets=facets)
     fulltext.replace(session, article_id=article_id, old=old, new=new)
 

@@ -228,10 +228,8 @@ def _filtered(session: Session, statement: _S, query: ArticleQuery, when: Column
 
 
 def _facets(query: ArticleQuery) -> fulltext.Facets:
-    """What the full-text index can narrow down itself: tags, countries, languages, months."""
-    return fulltext.query_facets(
-        tag_groups=(query.tags, query.countries), languages=query.languages, since=query.since, until=query.until
-    )
+    """What the full-text index can narrow down itself: tags, countries, months."""
+    return fulltext.query_facets(tag_groups=(query.tags, query.countries), since=query.since, until=query.until)
 
 
 def _in_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
