@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import inspect
 import multiprocessing
 import os
 import random
@@ -370,16 +371,26 @@ def make_batch(task: tuple[Params, int, bool]) -> Batch:
         tags = [tag for tag in counts if not tag.endswith(" title")]
         batch.tags.extend((article_id, tag, counts[tag], counts[tag] + 2.0 * counts[tag + " title"]) for tag in tags)
         facets = fulltext.facets_of(  # as repository.add_article asks fulltext.document for them
-            tags=tags,
-            language=language,
-            when=values["published_at"] or values["fetched_at"],
-            fetched_at=values["fetched_at"],
+            **indexed_as(
+                fulltext.facets_of,
+                tags=tags,
+                language=language,
+                when=values["published_at"] or values["fetched_at"],
+                fetched_at=values["fetched_at"],
+            )
         )
         doc = fulltext.Document(" ".join([stems[t] for t in title]), " ".join([stems[t] for t in body]), facets)
         batch.docs.append((article_id, doc.title, doc.body, doc.facets))
         if vectors:
             batch.vectors.append((article_id, fulltext.tsvector(doc)))
     return batch
+
+
+def indexed_as(function: Callable[..., Any], **values: Any) -> dict[str, Any]:
+    """The article's values that function (fulltext.document or fulltext.facets_of) takes: which facets
+    the index keeps has changed more than once (the language was one for a while)."""
+    accepted = inspect.signature(function).parameters
+    return {name: value for name, value in values.items() if name in accepted}
 
 
 def batches(params: Params, workers: int, *, vectors: bool) -> Iterator[Batch]:
@@ -401,10 +412,13 @@ def check_batch(batch: Batch, rng: random.Random, sample: int) -> None:
         doc = fulltext.document(  # as repository.add_article calls it
             row[column["title"]],
             row[column["text"]],
-            tags=tags.get(article_id, ()),
-            language=row[column["language"]],
-            when=row[column["published_at"]] or row[column["fetched_at"]],
-            fetched_at=row[column["fetched_at"]],
+            **indexed_as(
+                fulltext.document,
+                tags=tags.get(article_id, ()),
+                language=row[column["language"]],
+                when=row[column["published_at"]] or row[column["fetched_at"]],
+                fetched_at=row[column["fetched_at"]],
+            ),
         )
         if doc != fulltext.Document(title, body, facets) or row[0] != article_id:
             raise BenchError(f"article {article_id}: the bulk index row differs from fulltext.document")
