@@ -159,6 +159,8 @@ class Article(Base):
             sqlite_where=text("story_vector IS NULL"),
             postgresql_where=text("story_vector IS NULL"),
         ),
+        # Listings sort by publication time, else fetch time: newest first without reading every row.
+        Index("ix_articles_when", text("coalesce(published_at, fetched_at)"), "id"),
         # The few not yet in the full-text index (see store/fulltext.py).
         Index(
             "ix_articles_unsearchable",

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sqlite_where=sa.text("NOT search_indexed"),
         postgresql_where=sa.text("NOT search_indexed"),
     )
+    op.create_index("ix_articles_when", "articles", [sa.text("coalesce(published_at, fetched_at)"), "id"])
     if op.get_bind().dialect.name == "sqlite":
         # Contentless: the terms are only needed to build the index; titles and texts live in articles.
         # "_" is part of a token, so that a facet (tag_tm, month_202611) stays one token.
@@ -57,5 +58,6 @@ def downgrade() -> None:
     else:
         op.drop_table("article_search")
     op.drop_index("ix_articles_unsearchable", table_name="articles")
+    op.drop_index("ix_articles_when", table_name="articles")
     with op.batch_alter_table("articles", schema=None) as batch_op:
         batch_op.drop_column("search_indexed")
