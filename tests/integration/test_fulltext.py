@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +20,7 @@ from monitor.store import fulltext, repository
 from monitor.store.db import Database, open_database
 from monitor.store.query_syntax import QuerySyntaxError, parse_query
 from monitor.store.schema import Article
-from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
+from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles, search_page
 
 
 @pytest.fixture
@@ -36,6 +37,11 @@ def _found(archive: tuple[str, dict[str, int]], text: str, **filters: object) ->
             query = ArticleQuery(text=text, limit=None, **filters)  # type: ignore[arg-type]
             found = [keys[view.id] for view in search_articles(session, query=query)]
             assert count_articles(session, query=query) == len(found)
+            page, total = search_page(session, query=replace(query, limit=2))
+            assert total == len(found)  # the window count of the ranked page agrees with the count
+            assert [view.id for view in page] == [
+                view.id for view in search_articles(session, query=replace(query, limit=2))
+            ]
     finally:
         database.dispose()
     return set(found)

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, and_, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
@@ -60,8 +60,30 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
     QuerySyntaxError when the query text cannot be parsed.
     """
+    return _search(session, query, with_total=False)[0]
+
+
+def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
+    """A page of search_articles and how many articles match in all.
+
+    With query text, one statement answers both: ranking reads every match anyway, and counting them as
+    well (a window count) costs little beside a second full-text query. Without, the page reads only its
+    rows (newest first, by index) and the total is counted apart.
+    """
+    if query.text:
+        views, total = _search(session, query, with_total=True)
+        if total is not None:
+            return views, total
+    else:
+        views = search_articles(session, query=query)
+    return views, count_articles(session, query=query)
+
+
+def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple[list[ArticleView], int | None]:
     when = func.coalesce(Article.published_at, Article.fetched_at)
     statement = select(Article, Source.name).join(Source)
+    if with_total:
+        statement = statement.add_columns(func.count().over().label("total"))
     terms: tuple[Term, ...] = ()
     sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
     if query.text:
@@ -85,7 +107,9 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
     if query.limit:
         statement = statement.limit(query.limit)
     rows = session.execute(statement).all()
-    return _views(session, rows, with_text=False, terms=terms)
+    total = rows[0].total if with_total and rows else None  # a page past the end says nothing of the total
+    views = _views(session, [(row[0], row[1]) for row in rows], with_text=False, terms=terms)
+    return views, total
 
 
 def count_articles(session: Session, *, query: ArticleQuery) -> int:
@@ -251,7 +275,7 @@ def _has_tag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 
 
 def _views(
-    session: Session, rows: Sequence[Row[Article, str]], *, with_text: bool, terms: tuple[Term, ...] = ()
+    session: Session, rows: Sequence[tuple[Article, str]], *, with_text: bool, terms: tuple[Term, ...] = ()
 ) -> list[ArticleView]:
     ids = [article.id for article, _ in rows]
     tags: dict[int, list[ArticleTag]] = defaultdict(list)

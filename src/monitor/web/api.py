@@ -15,10 +15,10 @@ from monitor.store.repository import feed_health
 from monitor.store.search import (
     ArticleQuery,
     Sort,
-    count_articles,
     count_stories,
     get_article,
     search_articles,
+    search_page,
     search_stories,
 )
 from monitor.store.stats import archive_stats, default_since
@@ -37,9 +37,8 @@ def articles(request: Request, filters: Filters, limit: Limit = 20, offset: Offs
     """Articles matching the filters, best matches first with q (else newest), and how many match in all."""
     query = _paged(filters, limit, offset)
     with database_of(request).session() as session:
-        items = [article_record(view) for view in search_articles(session, query=query)]
-        total = count_articles(session, query=filters)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+        views, total = search_page(session, query=query)
+    return {"items": [article_record(view) for view in views], "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/articles.csv", summary="Export a search as CSV", response_class=StreamingResponse)

@@ -22,7 +22,7 @@ from monitor.model import ArticleView
 from monitor.store.query_syntax import QuerySyntaxError, Term, parse_query, wanted_terms
 from monitor.store.repository import feed_health
 from monitor.store.schema import Source, Tag
-from monitor.store.search import ArticleQuery, Sort, count_articles, get_article, search_articles
+from monitor.store.search import ArticleQuery, Sort, get_article, search_articles, search_page
 from monitor.store.snippets import match_spans
 from monitor.web.params import MAX_ID, search_filters
 from monitor.web.session import database_of
@@ -54,7 +54,7 @@ def highlight(text: str, terms: tuple[Term, ...]) -> Markup:
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(
+def search_form(
     request: Request,
     filters: Annotated[ArticleQuery, Depends(search_filters)],
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -69,8 +69,7 @@ def search_page(
         try:
             if filters.text:
                 terms = wanted_terms(parse_query(filters.text))
-            articles = search_articles(session, query=query)
-            total = count_articles(session, query=filters)
+            articles, total = search_page(session, query=query)
         except QuerySyntaxError as exc:
             error = str(exc)
         choices = _choices(session)
