@@ -50,8 +50,8 @@ from monitor.errors import MonitorError
 from monitor.model import ArticleView, Extraction
 from monitor.pipeline import stemming
 from monitor.settings import FeedConfig
-from monitor.store import fulltext, repository, search
-from monitor.store.db import Database, head_revision, open_database, upgrade
+from monitor.store import fulltext, repository, schema, search
+from monitor.store.db import MIGRATIONS, Database, head_revision, open_database, upgrade
 from monitor.store.schema import Article, ArticleTag, Tag
 from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
 
@@ -198,11 +198,13 @@ class Params:
 
     def key(self, backend: str) -> str:
         """The cache key: these parameters, the generator's version, the schema revision and the code that
-        makes the index's terms (stemming.py and fulltext.py, and PyStemmer's version)."""
+        makes the index's terms and the tables (stemming.py, fulltext.py, schema.py and the migrations, which
+        have been edited in place, and PyStemmer's version)."""
         text = f"{GENERATOR_VERSION}|{self.articles}|{self.seed}|{self.source_ids}|{BATCH}|{head_revision()}|{backend}"
         digest = hashlib.sha256(text.encode())
-        for module in (stemming, fulltext):
-            digest.update(Path(module.__file__ or "").read_bytes())
+        sources = [Path(module.__file__ or "") for module in (stemming, fulltext, schema)]
+        for path in [*sources, *sorted(MIGRATIONS.glob("versions/*.py"))]:
+            digest.update(path.read_bytes())
         digest.update(importlib.metadata.version("PyStemmer").encode())
         return digest.hexdigest()[:16]
 
