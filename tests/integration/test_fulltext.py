@@ -38,7 +38,7 @@ def _found(archive: tuple[str, dict[str, int]], text: str, **filters: object) ->
             found = [keys[view.id] for view in search_articles(session, query=query)]
             assert count_articles(session, query=query) == len(found)
             page, total = search_page(session, query=replace(query, limit=2))
-            assert total == len(found)  # the window count of the ranked page agrees with the count
+            assert total == len(found)
             assert [view.id for view in page] == [
                 view.id for view in search_articles(session, query=replace(query, limit=2))
             ]

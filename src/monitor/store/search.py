@@ -60,30 +60,8 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
     QuerySyntaxError when the query text cannot be parsed.
     """
-    return _search(session, query, with_total=False)[0]
-
-
-def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
-    """A page of search_articles and how many articles match in all.
-
-    With query text, one statement answers both: ranking reads every match anyway, and counting them as
-    well (a window count) costs little beside a second full-text query. Without, the page reads only its
-    rows (newest first, by index) and the total is counted apart.
-    """
-    if query.text:
-        views, total = _search(session, query, with_total=True)
-        if total is not None:
-            return views, total
-    else:
-        views = search_articles(session, query=query)
-    return views, count_articles(session, query=query)
-
-
-def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple[list[ArticleView], int | None]:
     when = func.coalesce(Article.published_at, Article.fetched_at)
     statement = select(Article, Source.name).join(Source)
-    if with_total:
-        statement = statement.add_columns(func.count().over().label("total"))
     terms: tuple[Term, ...] = ()
     sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
     if query.text:
@@ -107,9 +85,16 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
     if query.limit:
         statement = statement.limit(query.limit)
     rows = session.execute(statement).all()
-    total = rows[0].total if with_total and rows else None  # a page past the end says nothing of the total
-    views = _views(session, [(row[0], row[1]) for row in rows], with_text=False, terms=terms)
-    return views, total
+    return _views(session, rows, with_text=False, terms=terms)
+
+
+def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
+    """A page of search_articles and how many articles match in all.
+
+    Two statements: a window count in the page's statement was tried, and on SQLite it made the sorter
+    carry every matching row whole (1,000,000 articles: p95 of a common word 200 ms, against 100 ms).
+    """
+    return search_articles(session, query=query), count_articles(session, query=query)
 
 
 def count_articles(session: Session, *, query: ArticleQuery) -> int:
