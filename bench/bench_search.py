@@ -4,13 +4,14 @@
 
 The issue's target: on an archive of 1,000,000 articles, a filtered full-text query returns its first page
 in under 100 ms at the 95th percentile, on SQLite and on PostgreSQL. A request is timed as the HTTP API
-answers one: search.search_articles (the first page of 20) and search.count_articles (the total), in one
-session. The archive is generated: 12 outlets over two years, 70 % English and 30 % Russian, text drawn
-from a Zipf-distributed vocabulary with place names and topic words mixed in at fixed rates, and
-article_tags rows that agree with the text. It is loaded in bulk, bypassing add_article, with an index
-equal to what fulltext.document() and fulltext.add() write (checked on a sample). Nine kinds of query are
-timed, with parameters that vary from one request to the next, in a shuffled order together with their
-baselines: the same filters and page without the query text, measured in the same run.
+answers one: the first page of 20 and the total, in one session, through search.search_page where it exists
+(else search.search_articles, then search.count_articles). The archive is generated: 12 outlets over two
+years, 70 % English and 30 % Russian, text drawn from a Zipf-distributed vocabulary with place names and
+topic words mixed in at fixed rates, and article_tags rows that agree with the text. It is loaded in bulk,
+bypassing add_article, with an index equal to what fulltext.document() and fulltext.add() write (checked on
+a sample). Nine kinds of query are timed, with parameters that vary from one request to the next, in a
+shuffled order together with their baselines: the same filters and page without the query text, measured in
+the same run.
 
 The SQLite archive is cached under bench/.cache/ (ignored by git), keyed by the generator's parameters and
 version and the schema's revision, so a second run skips the load; --no-cache rebuilds it.
