@@ -39,6 +39,7 @@ def _found(archive: tuple[str, dict[str, int]], text: str, **filters: object) ->
             assert count_articles(session, query=query) == len(found)
             page, total = search_page(session, query=replace(query, limit=2))
             assert total == len(found)
+            assert search_page(session, query=replace(query, limit=2, offset=1000)) == ([], len(found))
             assert [view.id for view in page] == [
                 view.id for view in search_articles(session, query=replace(query, limit=2))
             ]

@@ -60,8 +60,14 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
     QuerySyntaxError when the query text cannot be parsed.
     """
+    return _search(session, query, with_total=False)[0]
+
+
+def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple[list[ArticleView], int | None]:
     when = func.coalesce(Article.published_at, Article.fetched_at)
     statement = select(Article, Source.name).join(Source)
+    if with_total:
+        statement = statement.add_columns(func.count().over().label("total"))
     terms: tuple[Term, ...] = ()
     sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
     if query.text:
@@ -85,15 +91,24 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
     if query.limit:
         statement = statement.limit(query.limit)
     rows = session.execute(statement).all()
-    return _views(session, rows, with_text=False, terms=terms)
+    total = rows[0].total if with_total and rows else None
+    return _views(session, [(row[0], row[1]) for row in rows], with_text=False, terms=terms), total
 
 
 def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
     """A page of search_articles and how many articles match in all.
 
-    Two statements: a window count in the page's statement was tried, and on SQLite it made the sorter
-    carry every matching row whole (1,000,000 articles: p95 of a common word 200 ms, against 100 ms).
+    On PostgreSQL in relevance order, one statement answers both (a window count): ranking reads every
+    match anyway, and a second full-text query cost more (1M articles: p95 291 -> 90 ms for a word, a
+    country and a date). Elsewhere two statements: in date order the page reads 20 rows by index, and
+    SQLite's sorter would carry every matching row whole (p95 of a common word 100 -> 200 ms).
     """
+    sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
+    if sort is Sort.RELEVANCE and session.get_bind().dialect.name == "postgresql":
+        views, total = _search(session, query, with_total=True)
+        if total is not None:
+            return views, total
+        return views, count_articles(session, query=query)  # a page past the end says nothing of the total
     return search_articles(session, query=query), count_articles(session, query=query)
 
 
