@@ -195,8 +195,10 @@ def test_an_impossible_database_folder_is_a_one_line_error(tmp_path: Path) -> No
     assert result.stderr == f"monitor: error: cannot create the folder for {tmp_path}/afile/sub/m.db: Not a directory\n"
 
 
-def test_postgresql_sessions_run_without_jit(database: Database) -> None:
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL setting")
-    with database.session() as session:
-        assert session.scalar(sa.text("SHOW jit")) == "off"
+def test_postgresql_sessions_run_without_jit(postgres_url: str) -> None:
+    database = open_database(postgres_url, migrate=False)
+    try:
+        with database.session() as session:
+            assert session.scalar(sa.text("SHOW jit")) == "off"
+    finally:
+        database.dispose()
