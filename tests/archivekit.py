@@ -48,6 +48,8 @@ class Seed:
     same_story_as: str | None = None
     tag_snippet: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    published_at: datetime | None = None  # instead of 9:00 on the day of November 2026
+    stored_undated: bool = False  # the feed gave no date: the fetch time counts
 
 
 SEEDS = [
@@ -204,7 +206,9 @@ def draft(seed: Seed, source_id: int, number: int, tags: tuple[TagMatch, ...] = 
         text=seed.text,
         summary=None,
         author=None,
-        published_at=datetime(2026, 11, seed.day, 9, 0, tzinfo=UTC),
+        published_at=None
+        if seed.stored_undated
+        else seed.published_at or datetime(2026, 11, seed.day, 9, 0, tzinfo=UTC),
         fetched_at=FETCHED_AT,
         language=seed.language,
         extraction=Extraction.PAGE,

@@ -88,13 +88,15 @@ def db_reindex(ctx: click.Context) -> None:
     Example:
         monitor db reindex
     """
-    from monitor.store import fulltext
+    from monitor.store import day_ranges, fulltext
 
     with database_for(settings_of(ctx)) as database:
         done = rebuild_index(
             database, clear=fulltext.clear, count=fulltext.count_unindexed, index=fulltext.index_missing
         )
-    click.echo(f"search index rebuilt: {done} articles")
+        with database.session() as session:
+            days = day_ranges.rebuild(session)
+    click.echo(f"search index rebuilt: {done} articles, {days} days")
 
 
 @cli.command()

@@ -10,16 +10,17 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from archivekit import Seed, seed_archive
 from conftest import run_cli
 from monitor.model import TagMatch
 from monitor.pipeline.refresh import index_missing_stories
 from monitor.pipeline.similarity import Vectoriser
-from monitor.store import fulltext, repository
+from monitor.store import db, fulltext, repository
 from monitor.store.db import Database, open_database
 from monitor.store.query_syntax import QuerySyntaxError, parse_query
-from monitor.store.schema import Article
+from monitor.store.schema import Article, ArticleDay
 from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles, search_page
 
 
@@ -151,6 +152,7 @@ def test_reindex_fills_an_index_that_lost_articles(archive: tuple[str, dict[str,
     database = open_database(url)
     with database.session() as session:
         fulltext.clear(session)  # what an upgraded archive looks like: articles, no index
+        session.execute(sa.delete(ArticleDay))  # and no day ranges: a date filter would find nothing
     database.dispose()
 
     missing = run_cli("search", "hydropower", "--format", "json", database_url=url)
@@ -159,8 +161,8 @@ def test_reindex_fills_an_index_that_lost_articles(archive: tuple[str, dict[str,
 
     rebuilt = run_cli("db", "reindex", database_url=url)
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert "search index rebuilt: 11 articles" in rebuilt.stdout
-    found = run_cli("search", "hydropower", "--format", "json", database_url=url)
+    assert "search index rebuilt: 11 articles, 11 days" in rebuilt.stdout
+    found = run_cli("search", "hydropower", "--since", "2026-11-01", "--format", "json", database_url=url)
     assert [a["title"] for a in json.loads(found.stdout)] == ["Kyrgyzstan builds hydropower plants"]
     assert "not in the search index" not in found.stderr
 
@@ -235,22 +237,81 @@ def test_retagging_moves_an_article_between_country_filters(archive: tuple[str, 
 
 def test_facets_never_hide_an_article_with_a_far_future_date(database_url: str) -> None:
     # A feed dated this report four years ahead; it was fetched now. A "since" filter still finds it.
-    seed = Seed("future", "trend", 1, "Starlink tariff announced", "Starlink tariffs for schools.", tags=("TM",))
+    future = datetime(2030, 1, 1, tzinfo=UTC)
+    seed = Seed(
+        "future", "trend", 1, "Starlink tariff announced", "Starlink tariffs.", tags=("TM",), published_at=future
+    )
     ids = seed_archive(database_url, [seed])
     database = open_database(database_url)
     try:
         with database.session() as session:
-            session.execute(
-                sa.update(Article)
-                .where(Article.id == ids["future"])
-                .values(published_at=datetime(2030, 1, 1, tzinfo=UTC))
-            )
-        with database.session() as session:
-            fulltext.clear(session)
-            fulltext.index_missing(session)
-        with database.session() as session:
             for since in (datetime(2026, 12, 1, tzinfo=UTC), datetime(2029, 6, 1, tzinfo=UTC)):
                 query = ArticleQuery(text="tariff", countries=("TM",), since=since)
                 assert [view.id for view in search_articles(session, query=query)] == [ids["future"]]
+    finally:
+        database.dispose()
+
+
+def test_date_filters_find_articles_whatever_order_they_were_stored_in(database_url: str) -> None:
+    # Ids follow the order of storing, dates need not: an old report backfilled last, one stored first
+    # but dated later than the rest, one without a date (its fetch time, 25 November, counts).
+    seeds = [
+        Seed("late", "trend", 28, "Water tariff rises", "Water tariffs rise in Ashgabat."),
+        Seed("mid-a", "akipress", 10, "Water reservoir opens", "A water reservoir opens."),
+        Seed("undated", "akipress", 1, "Water pipeline", "A water pipeline.", stored_undated=True),
+        Seed("mid-b", "kun", 12, "Water talks", "Water talks in Tashkent."),
+        Seed(
+            "old", "kun", 1, "Water deal of 2024", "An old water deal.", published_at=datetime(2024, 3, 1, tzinfo=UTC)
+        ),
+    ]
+    ids = seed_archive(database_url, seeds)
+    keys = {article_id: key for key, article_id in ids.items()}
+
+    def found(**dates: datetime) -> set[str]:
+        with database.session() as session:
+            query = ArticleQuery(text="water", limit=None, **dates)  # type: ignore[arg-type]
+            views = search_articles(session, query=query)
+            assert count_articles(session, query=query) == len(views)
+            return {keys[view.id] for view in views}
+
+    database = open_database(database_url)
+    try:
+        november = datetime(2026, 11, 1, tzinfo=UTC)
+        assert found(since=november) == {"late", "mid-a", "undated", "mid-b"}
+        assert found(until=november) == {"old"}
+        assert found(since=datetime(2026, 11, 11, tzinfo=UTC), until=datetime(2026, 11, 26, tzinfo=UTC)) == {
+            "mid-b",
+            "undated",
+        }
+        assert found(since=datetime(2026, 11, 28, 9, 0, tzinfo=UTC)) == {"late"}
+        assert found(since=datetime(2026, 11, 28, 9, 1, tzinfo=UTC)) == set()
+        assert found(until=datetime(2024, 3, 1, 9, 0, tzinfo=UTC)) == {"old"}
+        assert found(until=datetime(2024, 3, 1, 0, 0, tzinfo=UTC)) == set()
+        assert found(since=datetime(2027, 1, 1, tzinfo=UTC)) == set()
+        assert found(since=datetime(2025, 1, 1, tzinfo=UTC), until=datetime(2025, 12, 1, tzinfo=UTC)) == set()
+    finally:
+        database.dispose()
+
+
+def test_upgrading_an_archive_notes_the_dates_of_its_articles(database_url: str) -> None:
+    # An archive from before article_days (migration 0008): the upgrade fills it in from the articles.
+    ids = seed_archive(database_url)
+    database = open_database(database_url)
+    try:
+        config = db._alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+        db.upgrade(database)
+        since = datetime(2026, 11, 20, tzinfo=UTC)
+        with database.session() as session:
+            expected = set(session.scalars(sa.select(Article.id).where(Article.published_at >= since)))
+            assert expected
+            assert expected != set(ids.values())
+            query = ArticleQuery(text="starlink OR Казахстан OR water", since=since, limit=None)
+            found = {view.id for view in search_articles(session, query=query)}
+            everything = {view.id for view in search_articles(session, query=replace(query, since=None))}
+            assert found == expected & everything
+            assert found != everything
     finally:
         database.dispose()

@@ -43,6 +43,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from monitor.pipeline.stemming import search_terms
+from monitor.store.day_ranges import EVERYTHING, IdRange
 from monitor.store.query_syntax import Node, to_fts5, to_tsquery
 from monitor.store.schema import Article, ArticleTag
 from monitor.store.stories import lock_stories
@@ -183,9 +184,9 @@ def tsvector(doc: Document) -> str:
     return " ".join(terms + [f"'{facet}'" for facet in doc.facets.split()])
 
 
-def matching(session: Session, node: Node, facets: Facets = Facets()) -> Subquery:
-    """The articles matching a parsed query and the facets, as a subquery of (article_id, rank); a higher
-    rank is better, and only the words count towards it."""
+def matching(session: Session, node: Node, facets: Facets = Facets(), ids: IdRange = EVERYTHING) -> Subquery:
+    """The articles matching a parsed query and the facets, within the id range, as a subquery of
+    (article_id, rank); a higher rank is better, and only the words count towards it."""
     rank: ColumnElement[float]
     if _is_sqlite(session):
         table: ColumnElement[Any] = literal_column("article_fts")
@@ -196,7 +197,7 @@ def matching(session: Session, node: Node, facets: Facets = Facets()) -> Subquer
         statement = (
             select(_fts.c.rowid.label("article_id"), rank.label("rank"))
             .select_from(_fts)
-            .where(table.op("MATCH")(bindparam("fts_query", expression)))
+            .where(table.op("MATCH")(bindparam("fts_query", expression)), *_within(_fts.c.rowid, ids))
         )
     else:
         words = to_tsquery(node)
@@ -204,8 +205,17 @@ def matching(session: Session, node: Node, facets: Facets = Facets()) -> Subquer
         # Normalisation 1 divides by 1 + log(length): a long text does not win by length alone.
         rank = func.ts_rank_cd(_pg.c.document, cast(bindparam("ts_words", words), TSQUERY), 1).cast(Float)
         condition = _pg.c.document.op("@@")(cast(bindparam("ts_query", query), TSQUERY))
-        statement = select(_pg.c.article_id, rank.label("rank")).where(condition)
+        statement = select(_pg.c.article_id, rank.label("rank")).where(condition, *_within(_pg.c.article_id, ids))
     return statement.subquery("matching")
+
+
+def _within(column: ColumnElement[int], ids: IdRange) -> list[ColumnElement[bool]]:
+    bounds = []
+    if ids.low is not None:
+        bounds.append(column >= ids.low)
+    if ids.high is not None:
+        bounds.append(column <= ids.high)
+    return bounds
 
 
 def index_missing(session: Session, *, limit: int = 500) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFoundError
 from monitor.model import ArticleDraft, Extraction, FeedHealth, FeedRef, FetchOutcome, FetchResult, Stored, TagMatch
 from monitor.settings import FeedConfig, TagConfig
-from monitor.store import fulltext, stories
+from monitor.store import day_ranges, fulltext, stories
 from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, FetchLog, FetchState, Source, Tag
 
@@ -171,6 +171,7 @@ def add_article(
     if article_id is None:
         return Stored.KNOWN, None
     fulltext.add(session, article_id=article_id, doc=doc)
+    day_ranges.record(session, article_id=article_id, when=draft.published_at or draft.fetched_at)
     stories.assign_story(
         session,
         article_id=article_id,

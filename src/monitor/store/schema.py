@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -193,6 +194,20 @@ class Article(Base):
     story_vector: Mapped[dict[str, float] | None] = mapped_column(JSON(none_as_null=True))
     # In the full-text index (store/fulltext.py), which lives outside the ORM: each backend has its own.
     search_indexed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class ArticleDay(Base):
+    """The lowest and highest id of the articles dated each UTC day (publication, else fetch time).
+
+    A date filter becomes an id range the full-text index can seek to (store/day_ranges.py). Articles are
+    never deleted nor re-dated, so a row only ever widens.
+    """
+
+    __tablename__ = "article_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    first_id: Mapped[int] = mapped_column(Integer)
+    last_id: Mapped[int] = mapped_column(Integer)
 
 
 class ArticleCopy(Base):

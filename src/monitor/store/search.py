@@ -10,13 +10,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, Subquery, and_, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView, StoryMember, StoryView
-from monitor.store import fulltext
-from monitor.store.query_syntax import Term, parse_query, wanted_terms
+from monitor.store import day_ranges, fulltext
+from monitor.store.query_syntax import Node, Term, parse_query, wanted_terms
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, DigestStory, Source, Story, Tag
 from monitor.store.snippets import around_match, lead
 
@@ -64,8 +64,10 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
 
 def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple[list[ArticleView], int | None]:
+    # The page's ids first, ranked and filtered without carrying the articles' texts through the sort, then
+    # those 20 articles (1,000,000 articles: a common word's page, 206 -> 25 ms on SQLite).
     when = func.coalesce(Article.published_at, Article.fetched_at)
-    statement = select(Article, Source.name).join(Source)
+    statement = select(Article.id).join(Source)
     if with_total:
         statement = statement.add_columns(func.count().over().label("total"))
     terms: tuple[Term, ...] = ()
@@ -73,7 +75,7 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
     if query.text:
         node = parse_query(query.text)
         terms = wanted_terms(node)
-        hits = fulltext.matching(session, node, _facets(query))
+        hits = _matching(session, query, node)
         statement = statement.join(hits, hits.c.article_id == Article.id)
         if sort is Sort.RELEVANCE:
             statement = statement.order_by(hits.c.rank.desc())
@@ -90,9 +92,14 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
     statement = statement.offset(query.offset)
     if query.limit:
         statement = statement.limit(query.limit)
-    rows = session.execute(statement).all()
-    total = rows[0].total if with_total and rows else None
-    return _views(session, [(row[0], row[1]) for row in rows], with_text=False, terms=terms), total
+    page = session.execute(statement).all()
+    total = page[0].total if with_total and page else None
+    ids = [row.id for row in page]
+    found = {
+        article.id: (article, source)
+        for article, source in session.execute(select(Article, Source.name).join(Source).where(Article.id.in_(ids)))
+    }
+    return _views(session, [found[article_id] for article_id in ids], with_text=False, terms=terms), total
 
 
 def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
@@ -202,7 +209,7 @@ def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
 
 def _filtered(session: Session, statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
     if query.text:
-        hits = fulltext.matching(session, parse_query(query.text), _facets(query))
+        hits = _matching(session, query, parse_query(query.text))
         statement = statement.where(Article.id.in_(select(hits.c.article_id)))
     if query.sources:
         # An outlet's verbatim copy of a stored article counts as that outlet carrying it.
@@ -251,9 +258,12 @@ def _filtered(session: Session, statement: _S, query: ArticleQuery, when: Column
     return statement
 
 
-def _facets(query: ArticleQuery) -> fulltext.Facets:
-    """What the full-text index can narrow down itself: tags, countries, months."""
-    return fulltext.query_facets(tag_groups=(query.tags, query.countries), since=query.since, until=query.until)
+def _matching(session: Session, query: ArticleQuery, node: Node) -> Subquery:
+    """The full-text matches, narrowed by what the index can narrow itself: tags and countries as facets,
+    dates as an id range (store/day_ranges.py)."""
+    facets = fulltext.query_facets(tag_groups=(query.tags, query.countries))
+    ids = day_ranges.id_range(session, since=query.since, until=query.until)
+    return fulltext.matching(session, node, facets, ids)
 
 
 def _in_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:

@@ -1,0 +1,37 @@
+"""The id range of each day's articles: a date filter becomes an id range for the full-text index.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "article_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("first_id", sa.Integer(), nullable=False),
+        sa.Column("last_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_article_days")),
+    )
+    if op.get_bind().dialect.name == "sqlite":  # times are kept as UTC text, "2026-11-26 08:00:00.000000"
+        day = "substr(coalesce(published_at, fetched_at), 1, 10)"
+    else:
+        day = "CAST(coalesce(published_at, fetched_at) AT TIME ZONE 'UTC' AS date)"
+    op.execute(
+        f"INSERT INTO article_days (day, first_id, last_id) SELECT {day}, min(id), max(id) FROM articles GROUP BY 1"
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("article_days")
