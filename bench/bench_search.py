@@ -51,7 +51,7 @@ from monitor.errors import MonitorError
 from monitor.model import ArticleView, Extraction
 from monitor.pipeline import stemming
 from monitor.settings import FeedConfig
-from monitor.store import fulltext, repository, schema, search
+from monitor.store import day_ranges, fulltext, repository, schema, search
 from monitor.store.db import MIGRATIONS, Database, head_revision, open_database, upgrade
 from monitor.store.schema import Article, ArticleTag, Tag
 from monitor.store.search import ArticleQuery, Sort, count_articles, search_articles
@@ -199,11 +199,11 @@ class Params:
 
     def key(self, backend: str) -> str:
         """The cache key: these parameters, the generator's version, the schema revision and the code that
-        makes the index's terms and the tables (stemming.py, fulltext.py, schema.py and the migrations, which
-        have been edited in place, and PyStemmer's version)."""
+        makes the index's terms and the tables (stemming.py, fulltext.py, schema.py, day_ranges.py and the
+        migrations, which have been edited in place, and PyStemmer's version)."""
         text = f"{GENERATOR_VERSION}|{self.articles}|{self.seed}|{self.source_ids}|{BATCH}|{head_revision()}|{backend}"
         digest = hashlib.sha256(text.encode())
-        sources = [Path(module.__file__ or "") for module in (stemming, fulltext, schema)]
+        sources = [Path(module.__file__ or "") for module in (stemming, fulltext, schema, day_ranges)]
         for path in [*sources, *sorted(MIGRATIONS.glob("versions/*.py"))]:
             digest.update(path.read_bytes())
         digest.update(importlib.metadata.version("PyStemmer").encode())
@@ -551,6 +551,9 @@ def load(database: Database, params: Params, *, path: Path | None, workers: int,
             if done % 100_000 == 0 or done == params.articles:
                 print(f"  {done:,} articles stored, {time.perf_counter() - started:.0f} s", flush=True)
         loaded = time.perf_counter()
+        with database.session() as session:  # what repository.add_article notes article by article
+            day_ranges.rebuild(session)
+        database.dispose()
         writer.finish(analyze=analyze)
     finally:
         writer.close()

@@ -82,6 +82,7 @@ def test_query_facets_narrow_by_tags_and_a_few_months() -> None:
     now = datetime(2026, 11, 26, tzinfo=UTC)
     recent = query_facets(tag_groups=(("TM", "UZ"), ()), since=datetime(2026, 10, 5, tzinfo=UTC), now=now)
     assert recent.groups == (("tag_tm", "tag_uz"), ("month_202610", "month_202611", "month_202612"))
-    # Two years of months would cost the index more than they narrow: the exact filter does it alone.
-    assert query_facets(since=datetime(2024, 11, 1, tzinfo=UTC), now=now).groups == ()
+    # A range open to the past has no months to list; over three years of months cost more than they narrow.
     assert query_facets(until=datetime(2026, 1, 1, tzinfo=UTC), now=now).groups == ()
+    assert len(query_facets(since=datetime(2024, 11, 1, tzinfo=UTC), now=now).groups[0]) == 26
+    assert query_facets(since=datetime(2023, 11, 1, tzinfo=UTC), now=now).groups == ()

@@ -70,6 +70,18 @@ def id_range(session: Session, *, since: datetime | None, until: datetime | None
     return IdRange(row[0] if since is not None else None, row[1] if until is not None else None)
 
 
+def share(session: Session, *, since: datetime | None, until: datetime | None) -> float:
+    """Roughly what share of the archive's articles a date range holds (0 to 1), from its id range."""
+    first, last = session.execute(select(func.min(ArticleDay.first_id), func.max(ArticleDay.last_id))).one()
+    if first is None:
+        return 0.0
+    ids = id_range(session, since=since, until=until)
+    if ids.empty:
+        return 0.0
+    low, high = ids.low if ids.low is not None else first, ids.high if ids.high is not None else last
+    return (high - low + 1) / (last - first + 1)
+
+
 def rebuild(session: Session) -> int:
     """Recompute every day's range from the articles (`monitor db reindex`); return how many days."""
     lock_stories(session)  # no article is stored meanwhile

