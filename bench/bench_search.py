@@ -273,7 +273,7 @@ class Batch:
     articles: list[tuple[Any, ...]]  # in ARTICLE_COLUMNS order
     tags: list[tuple[int, str, int, float]]  # article_id, tag_id, count, score
     docs: list[tuple[int, str, str, str]]  # article_id, title terms, body terms, facets: fulltext.document's view
-    vectors: list[tuple[int, str]]  # PostgreSQL: article_id, fulltext.tsvector of the document
+    vectors: list[tuple[int, str, datetime, str]]  # PostgreSQL: article_id, fulltext.tsvector, date, language
 
 
 @dataclass
@@ -388,8 +388,9 @@ def make_batch(task: tuple[Params, int, bool]) -> Batch:
         )
         doc = fulltext.Document(" ".join([stems[t] for t in title]), " ".join([stems[t] for t in body]), facets)
         batch.docs.append((article_id, doc.title, doc.body, doc.facets))
-        if vectors:
-            batch.vectors.append((article_id, fulltext.tsvector(doc)))
+        if vectors:  # with the date and language fulltext.add copies from the article
+            when = values["published_at"] or values["fetched_at"]
+            batch.vectors.append((article_id, fulltext.tsvector(doc), when, values["language"]))
     return batch
 
 
@@ -429,7 +430,7 @@ def check_batch(batch: Batch, rng: random.Random, sample: int) -> None:
         )
         if doc != fulltext.Document(title, body, facets) or row[0] != article_id:
             raise BenchError(f"article {article_id}: the bulk index row differs from fulltext.document")
-        if batch.vectors and batch.vectors[index] != (article_id, fulltext.tsvector(doc)):
+        if batch.vectors and batch.vectors[index][:2] != (article_id, fulltext.tsvector(doc)):
             raise BenchError(f"article {article_id}: the bulk tsvector differs from fulltext.tsvector")
 
 
@@ -494,7 +495,7 @@ class PostgresWriter:
             for table, columns, rows in (
                 ("articles", ", ".join(ARTICLE_COLUMNS), batch.articles),
                 ("article_tags", "article_id, tag_id, count, score", batch.tags),
-                ("article_search", "article_id, document", batch.vectors),
+                ("article_search", "article_id, document, dated_at, language", batch.vectors),
             ):
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in rows:

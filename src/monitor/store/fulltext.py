@@ -27,9 +27,11 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    DateTime,
     Float,
     Integer,
     MetaData,
+    String,
     Subquery,
     Table,
     bindparam,
@@ -64,7 +66,14 @@ _NOT_FACET = re.compile(r"[^0-9a-z]")
 # Outside the ORM's metadata: a virtual table (SQLite) or a table only one backend has.
 _metadata = MetaData()
 _fts = Table("article_fts", _metadata, Column("rowid", Integer), Column("title"), Column("body"), Column("facets"))
-_pg = Table("article_search", _metadata, Column("article_id", Integer), Column("document", TSVECTOR))
+_pg = Table(
+    "article_search",
+    _metadata,
+    Column("article_id", Integer),
+    Column("document", TSVECTOR),
+    Column("dated_at", DateTime(timezone=True)),
+    Column("language", String(20)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +151,13 @@ def add(session: Session, *, article_id: int, doc: Document) -> None:
     if _is_sqlite(session):
         session.execute(_fts.insert().values(rowid=article_id, title=doc.title, body=doc.body, facets=doc.facets))
     else:
+        # With the article's date and language, which never change: a search filtered by them need not
+        # read the article (see matching).
         session.execute(
             text(
-                "INSERT INTO article_search (article_id, document) VALUES (:id, CAST(:document AS tsvector)) "
-                "ON CONFLICT (article_id) DO NOTHING"
+                "INSERT INTO article_search (article_id, document, dated_at, language) "
+                "SELECT id, CAST(:document AS tsvector), coalesce(published_at, fetched_at), language "
+                "FROM articles WHERE id = :id ON CONFLICT (article_id) DO NOTHING"
             ),
             {"id": article_id, "document": tsvector(doc)},
         )
@@ -186,6 +198,15 @@ def tsvector(doc: Document) -> str:
     return " ".join(terms + [f"'{facet}'" for facet in doc.facets.split()])
 
 
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """What matching() found: a subquery of (article_id[, rank]), and which filters it applied exactly."""
+
+    subquery: Subquery
+    exact_dates: bool = False
+    exact_languages: bool = False
+
+
 def matching(
     session: Session,
     node: Node,
@@ -193,18 +214,20 @@ def matching(
     tag_groups: Sequence[Sequence[str]] = (),
     since: datetime | None = None,
     until: datetime | None = None,
+    languages: Sequence[str] = (),
     ranked: bool = True,
-) -> Subquery:
-    """The articles matching a parsed query, as a subquery of (article_id, rank), or of article_id alone
-    when not ranked (ranking reads every match's document); a higher rank is better, and only the words
-    count towards it. The index narrows the matches itself by what it can: one tag of
-    each group (facets), and roughly the dates; the exact date filter is the caller's.
+) -> Matches:
+    """The articles matching a parsed query: article_ids, with their rank when ranked (ranking reads each
+    match's document); a higher rank is better, and only the words count towards it. The index narrows the
+    matches itself by what it can: one tag of each group (facets, exact), and the dates and languages,
+    exactly or roughly as Matches says (the caller filters exactly what was not).
 
     The dates narrow each backend its own way (1,000,000 articles, bench/bench_search.py). FTS5 seeks in
     its doclists to an id range (store/day_ranges.py): a common word, one country, six months, 12,459
     candidates counted in 3 ms instead of 49,880 in 11. PostgreSQL would AND the GIN bitmap with one of the
     primary key over the range, which costs as much as it saves (17 ms for six months); month facets
-    inside the GIN query cost nothing extra (21 ms for the same 12,590 candidates).
+    inside the GIN query cost nothing extra (21 ms for the same 12,590 candidates), and each document's
+    date and language beside it filter exactly without reading the article.
     """
     rank: ColumnElement[float]
     if _is_sqlite(session):
@@ -221,27 +244,33 @@ def matching(
         )
         if ranked:
             statement = statement.add_columns(rank.label("rank"))
+        return Matches(statement.subquery("matching"))
+    words = to_tsquery(node)
+    # The months' facets narrow a common word a lot and cost little, but their union costs in proportion
+    # to the articles in them: "water" and one country over 7 months of a 2-year archive 31 ms (none:
+    # 184), over 13 months 134, over 25 months 322.
+    dated = since is not None or until is not None
+    if dated and share(session, since=since, until=until) <= MONTHS_SHARE:
+        facets = query_facets(tag_groups=tag_groups, since=since, until=until)
     else:
-        words = to_tsquery(node)
-        # The months' facets narrow a common word a lot and cost little, but their union costs in proportion
-        # to the articles in them: "water" and one country over 7 months of a 2-year archive 31 ms (none:
-        # 184), over 13 months 134, over 25 months 322.
-        dated = since is not None or until is not None
-        if dated and share(session, since=since, until=until) <= MONTHS_SHARE:
-            facets = query_facets(tag_groups=tag_groups, since=since, until=until)
-        else:
-            facets = query_facets(tag_groups=tag_groups)
-        query = words + "".join(" & (" + " | ".join(f"'{f}'" for f in group) + ")" for group in facets.groups)
+        facets = query_facets(tag_groups=tag_groups)
+    query = words + "".join(" & (" + " | ".join(f"'{f}'" for f in group) + ")" for group in facets.groups)
+    conditions: list[ColumnElement[bool]] = [_pg.c.document.op("@@")(cast(bindparam("ts_query", query), TSQUERY))]
+    if since is not None:
+        conditions.append(_pg.c.dated_at >= since)
+    if until is not None:
+        conditions.append(_pg.c.dated_at < until)
+    if languages:
+        conditions.append(_pg.c.language.in_(languages))
+    statement = select(_pg.c.article_id).where(*conditions)
+    if ranked:
         # Normalisation 1 divides by 1 + log(length): a long text does not win by length alone.
         rank = func.ts_rank_cd(_pg.c.document, cast(bindparam("ts_words", words), TSQUERY), 1).cast(Float)
-        condition = _pg.c.document.op("@@")(cast(bindparam("ts_query", query), TSQUERY))
         # OFFSET 0 keeps the planner from merging this into the outer query, which would carry every
         # candidate's document (2.5 kB) up to the sort and through its parallel workers' queues and rank
         # it there (1,000,000 articles, a common word in one country: 266 ms, instead of 70 with it).
-        statement = select(_pg.c.article_id).where(condition)
-        if ranked:
-            statement = statement.add_columns(rank.label("rank")).offset(0)
-    return statement.subquery("matching")
+        statement = statement.add_columns(rank.label("rank")).offset(0)
+    return Matches(statement.subquery("matching"), exact_dates=True, exact_languages=True)
 
 
 def _within(column: ColumnElement[int], ids: IdRange) -> list[ColumnElement[bool]]:
