@@ -87,6 +87,23 @@ def test_query_combines_with_filters(archive: tuple[str, dict[str, int]]) -> Non
     assert _found(archive, "starlink", countries=("UZ",), languages=("ru",)) == {"uz-licence-ru"}
     assert _found(archive, "starlink", sources=("nca", "kazinform")) == {"tm-talks", "kz-schools"}
     assert _found(archive, "starlink", tags=("spacex",)) == {"tm-licence", "tm-talks", "tj-launch"}
+    # The index answers tag filters itself, but not a minimum score, nor a topic given as a country.
+    assert _found(archive, "starlink", tags=("starlink",)) == {
+        "tm-licence",
+        "tm-talks",
+        "uz-licence",
+        "uz-licence-ru",
+        "kz-schools",
+    }
+    assert _found(archive, "starlink", tags=("starlink",), min_score=2.5) == set()  # starlink scores 2.0 there
+    assert _found(archive, "starlink", tags=("TM", "UZ"), min_score=2.5) == {
+        "tm-licence",
+        "tm-talks",
+        "uz-licence",
+        "uz-licence-ru",
+    }
+    assert _found(archive, "starlink", countries=("starlink",)) == set()
+    assert _found(archive, "starlink", countries=("UZ", "starlink")) == {"uz-licence", "uz-licence-ru"}
     assert _found(archive, "starlink", since=datetime(2026, 11, 15, tzinfo=UTC)) == {
         "tm-licence",
         "tm-talks",

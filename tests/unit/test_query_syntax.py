@@ -12,7 +12,15 @@ from monitor.model import ArticleView
 from monitor.output import render_articles
 from monitor.pipeline.stemming import search_terms
 from monitor.store.fulltext import query_facets
-from monitor.store.query_syntax import QuerySyntaxError, Term, parse_query, to_fts5, to_tsquery, wanted_terms
+from monitor.store.query_syntax import (
+    QuerySyntaxError,
+    Term,
+    parse_query,
+    rank_tsquery,
+    to_fts5,
+    to_tsquery,
+    wanted_terms,
+)
 
 
 def test_every_form_of_a_russian_name_is_one_term() -> None:
@@ -40,6 +48,8 @@ def test_compiled_queries_carry_only_letters_and_digits() -> None:
     assert to_tsquery(node) == (
         "(('ground' <-> 'station') & (('starlink') | ('space' <-> 'x')) & ('казахста':*) & !('near'))"
     )
+    # What a PostgreSQL rank counts: every wanted word, none excluded.
+    assert rank_tsquery(node) == "'ground' | 'station' | 'starlink' | 'space' | 'x' | 'казахста':*"
 
 
 @pytest.mark.parametrize(

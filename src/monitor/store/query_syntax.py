@@ -104,6 +104,12 @@ def to_tsquery(node: Node) -> str:
     return "(" + " & ".join(parts) + ")"
 
 
+def rank_tsquery(node: Node) -> str:
+    """The terms a match may contain, as a tsquery of alternatives: what a rank counts (an exclusion
+    would make every rank near zero, a phrase's words count one by one)."""
+    return " | ".join(f"'{term.stem}'" + (":*" if term.prefix else "") for term in wanted_terms(node))
+
+
 def wanted_terms(node: Node) -> tuple[Term, ...]:
     """The terms a match may contain (not the excluded ones): what to highlight."""
     if isinstance(node, Words):
