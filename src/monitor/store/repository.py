@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFoundError
 from monitor.model import ArticleDraft, Extraction, FeedHealth, FeedRef, FetchOutcome, FetchResult, Stored, TagMatch
 from monitor.settings import FeedConfig, TagConfig
-from monitor.store import day_ranges, fulltext, stories
+from monitor.store import fulltext, stories
 from monitor.store.db import insert_new
 from monitor.store.schema import Article, ArticleCopy, ArticleTag, FetchLog, FetchState, Source, Tag
 
@@ -171,7 +171,6 @@ def add_article(
     if article_id is None:
         return Stored.KNOWN, None
     fulltext.add(session, article_id=article_id, doc=doc)
-    day_ranges.record(session, article_id=article_id, when=draft.published_at or draft.fetched_at)
     stories.assign_story(
         session,
         article_id=article_id,
@@ -216,6 +215,9 @@ def count_stale(session: Session, *, version: str) -> int:
 
 def replace_tags(session: Session, *, article_id: int, tags: Sequence[TagMatch], version: str) -> None:
     """Set an article's tags to exactly these, computed with watchlist version (and its search facets)."""
+    # Under the lock a search backfill holds (fulltext.index_missing), so that it cannot index the
+    # article with the tags read before this replaced them: a search trusts the facets as the tags.
+    stories.lock_stories(session)
     old_tags = fulltext.article_tags(session, [article_id]).get(article_id, [])
     session.execute(delete(ArticleTag).where(ArticleTag.article_id == article_id))
     _insert_tags(session, article_id, tags)

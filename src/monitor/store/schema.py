@@ -203,8 +203,8 @@ class Article(Base):
 class ArticleDay(Base):
     """The lowest and highest id of the articles dated each UTC day (publication, else fetch time).
 
-    A date filter becomes an id range the full-text index can seek to (store/day_ranges.py). Articles are
-    never deleted nor re-dated, so a row only ever widens.
+    A date filter becomes an id range the full-text index can seek to (store/day_ranges.py). A trigger on
+    articles keeps it (migration 0008); articles are never deleted nor re-dated, so a row only widens.
     """
 
     __tablename__ = "article_days"
@@ -212,6 +212,9 @@ class ArticleDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     first_id: Mapped[int] = mapped_column(Integer)
     last_id: Mapped[int] = mapped_column(Integer)
+    # Some article of the day is dated over 31 days after it was fetched (fulltext.FUTURE_LIMIT): its
+    # month facet is not its own month's.
+    ahead: Mapped[bool] = mapped_column(Boolean)
 
 
 class ArticleCopy(Base):
