@@ -367,3 +367,24 @@ def test_upgrading_an_archive_notes_the_dates_of_its_articles(database_url: str)
             assert found != everything
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("sort", [Sort.NEWEST, Sort.OLDEST])
+def test_date_ordered_pages_by_keyset_follow_the_whole_listing(archive: tuple[str, dict[str, int]], sort: Sort) -> None:
+    # As an export pages through a search: each page starts after the last (date, id) of the one before.
+    url, _ = archive
+    database = open_database(url)
+    try:
+        with database.session() as session:
+            query = ArticleQuery(text="starlink OR Казахстан OR hydropower", sort=sort, limit=None)
+            whole = [view.id for view in search_articles(session, query=query)]
+            assert len(whole) > 4
+            assert search_page(session, query=replace(query, limit=2))[1] == len(whole)
+            paged: list[int] = []
+            after = None
+            while page := search_articles(session, query=replace(query, limit=2, after=after)):
+                paged += [view.id for view in page]
+                after = (page[-1].when, page[-1].id)
+            assert paged == whole
+    finally:
+        database.dispose()

@@ -198,7 +198,8 @@ def tsvector(doc: Document) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Matches:
-    """What matching() found: a subquery of (article_id[, rank]), and which filters it applied exactly."""
+    """What matching() found: a subquery of (article_id[, dated_at][, rank]), and which filters it
+    applied exactly; dated_at (PostgreSQL) is the article's publication, else fetch, time."""
 
     subquery: Subquery
     exact_dates: bool = False
@@ -263,7 +264,7 @@ def matching(
         conditions.append(_pg.c.dated_at < until)
     if languages:
         conditions.append(_pg.c.language.in_(languages))
-    statement = select(_pg.c.article_id).where(*conditions)
+    statement = select(_pg.c.article_id, _pg.c.dated_at).where(*conditions)
     if ranked:
         # ts_rank counts the wanted terms, a title's (weight A) TITLE_WEIGHT times a text's (B), as bm25's
         # column weights do in FTS5; normalisation 1 divides by 1 + log(length), so a long text does not

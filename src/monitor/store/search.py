@@ -64,45 +64,56 @@ def search_articles(session: Session, *, query: ArticleQuery) -> list[ArticleVie
 
 
 def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple[list[ArticleView], int | None]:
-    # The page's ids first, ranked and filtered without carrying the articles' texts through the sort, then
-    # those 20 articles (1,000,000 articles: a common word's page, 206 -> 25 ms on SQLite).
+    """The page, and with_total the total too where one statement gives it for little more: in relevance
+    order (ranking reads every match anyway), or in date order when the index answered every filter.
+
+    The page's ids come first, ranked and filtered without carrying the articles' texts through the sort,
+    then those 20 articles (1,000,000 articles: a common word's page, 206 -> 25 ms on SQLite).
+    """
     when = func.coalesce(Article.published_at, Article.fetched_at)
-    terms: tuple[Term, ...] = ()
     sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
     if query.after is not None and sort is Sort.RELEVANCE:
         raise ValueError("keyset paging (after) needs a date order")
-    statement = select(Article.id).join(Source)
-    rest = query
+    terms: tuple[Term, ...] = ()
+    hits, rest = None, query
     if query.text:
         node = parse_query(query.text)
         terms = wanted_terms(node)
         hits, rest = _matching(session, query, node, ranked=sort is Sort.RELEVANCE)
-        if sort is Sort.RELEVANCE and _unfiltered(rest):
-            # The index filtered everything itself (PostgreSQL): rank its matches without the articles.
-            statement = select(hits.c.article_id.label("id")).order_by(hits.c.rank.desc(), hits.c.article_id.desc())
-        else:
-            statement = statement.join(hits, hits.c.article_id == Article.id)
-            if sort is Sort.RELEVANCE:
-                # Equal ranks newest stored first: the id, not the date, which SQLite would read from
-                # behind the text of each match (1,000,000 articles: 11 ms per 12,000 matches).
-                statement = statement.order_by(hits.c.rank.desc(), Article.id.desc())
-            statement = _filtered(session, statement, rest, when)
+    if hits is not None and _unfiltered(rest) and (sort is Sort.RELEVANCE or "dated_at" in hits.c):
+        # The index answered every filter itself (PostgreSQL): page from its matches alone, dated by the
+        # date kept beside each document (a common word over two months, newest first: one pass over the
+        # matches instead of two).
+        key_id: ColumnElement[int] = hits.c.article_id
+        key_when: ColumnElement[datetime] = hits.c.dated_at if "dated_at" in hits.c else when
+        statement = select(key_id.label("id"))
+        counted = with_total
     else:
+        statement = select(Article.id).join(Source)
+        if hits is not None:
+            statement = statement.join(hits, hits.c.article_id == Article.id)
         statement = _filtered(session, statement, rest, when)
-    if with_total:
+        key_id, key_when = Article.id.expression, when
+        # In date order the page reads 20 rows by index, where a window would read every match first.
+        counted = with_total and hits is not None and sort is Sort.RELEVANCE
+    if counted:
         statement = statement.add_columns(func.count().over().label("total"))
     if query.after is not None:
-        position, after = tuple_(when, Article.id), tuple_(*query.after)
+        position, after = tuple_(key_when, key_id), tuple_(*query.after)
         statement = statement.where(position > after if sort is Sort.OLDEST else position < after)
-    if sort is Sort.OLDEST:
-        statement = statement.order_by(when, Article.id)
-    elif sort is Sort.NEWEST or not query.text:
-        statement = statement.order_by(when.desc(), Article.id.desc())
+    if hits is not None and sort is Sort.RELEVANCE:
+        # Equal ranks newest stored first: the id, not the date, which SQLite would read from behind the
+        # text of each match (1,000,000 articles: 11 ms per 12,000 matches).
+        statement = statement.order_by(hits.c.rank.desc(), key_id.desc())
+    elif sort is Sort.OLDEST:
+        statement = statement.order_by(key_when, key_id)
+    else:
+        statement = statement.order_by(key_when.desc(), key_id.desc())
     statement = statement.offset(query.offset)
     if query.limit:
         statement = statement.limit(query.limit)
     page = session.execute(statement).all()
-    total = page[0].total if with_total and page else None
+    total = page[0].total if counted and page else None
     ids = [row.id for row in page]
     found = {
         article.id: (article, source)
@@ -114,18 +125,14 @@ def _search(session: Session, query: ArticleQuery, *, with_total: bool) -> tuple
 def search_page(session: Session, *, query: ArticleQuery) -> tuple[list[ArticleView], int]:
     """A page of search_articles and how many articles match in all.
 
-    In relevance order one statement answers both (a window count over the ranked ids): ranking reads
-    every match anyway (1M articles, PostgreSQL: p95 291 -> 90 ms for a word, a country and a date; SQLite,
-    an exclusion over two years: 223 -> 85 ms). In date order two statements: the page reads its 20 rows
-    by index, where a window count would read every match first.
+    One statement answers both where ranking or the index reads every match anyway (see _search; 1M
+    articles, PostgreSQL: p95 291 -> 90 ms for a word, a country and a date); otherwise the page reads its
+    20 rows by index and count_articles counts.
     """
-    sort = query.sort or (Sort.RELEVANCE if query.text else Sort.NEWEST)
-    if sort is Sort.RELEVANCE and query.text:
-        views, total = _search(session, query, with_total=True)
-        if total is not None:
-            return views, total
-        return views, count_articles(session, query=query)  # a page past the end says nothing of the total
-    return search_articles(session, query=query), count_articles(session, query=query)
+    views, total = _search(session, query, with_total=True)
+    if total is None:  # not counted with the page, or a page past the end
+        total = count_articles(session, query=query)
+    return views, total
 
 
 def count_articles(session: Session, *, query: ArticleQuery) -> int:
