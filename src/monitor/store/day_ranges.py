@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
@@ -29,11 +30,10 @@ class IdRange:
     low: int | None = None
     high: int | None = None
 
-    @property
-    def empty(self) -> bool:
-        return self.low is not None and self.high is not None and self.low > self.high
 
-
+# An article dated more than this many days after it was fetched marks its day "ahead": its month facet
+# is not its own month's (fulltext.FUTURE_LIMIT). Migration 0008's trigger says 31 days too.
+AHEAD_DAYS = 31
 EVERYTHING = IdRange()
 NOTHING = IdRange(1, 0)
 _any_ahead = func.max(case((ArticleDay.ahead, 1), else_=0))  # PostgreSQL has no max() of booleans
@@ -51,24 +51,32 @@ class Span:
 
 def id_range(session: Session, *, since: datetime | None, until: datetime | None) -> IdRange:
     """Ids that include every article dated from since (included) to until (excluded)."""
-    return span(session, since=since, until=until).ids
+    if since is None and until is None:
+        return EVERYTHING
+    low, high, _ = _days(session, since=since, until=until)
+    if low is None:
+        return NOTHING
+    return IdRange(low if since is not None else None, high if until is not None else None)
 
 
 def span(session: Session, *, since: datetime | None, until: datetime | None) -> Span:
     """The date range from since (included) to until (excluded), as the archive holds it."""
-    if since is None and until is None:
-        return Span(EVERYTHING, 1.0, ahead=bool(session.scalar(select(_any_ahead))))
-    first, last = session.execute(select(func.min(ArticleDay.first_id), func.max(ArticleDay.last_id))).one()
+    low, high, ahead = _days(session, since=since, until=until)
+    if low is None:
+        return Span(NOTHING, 0.0, ahead=False)
+    first, last, _ = _days(session, since=None, until=None)
+    ids = IdRange(low if since is not None else None, high if until is not None else None)
+    return Span(ids, (high - low + 1) / (last - first + 1), ahead=bool(ahead))
+
+
+def _days(session: Session, *, since: datetime | None, until: datetime | None) -> tuple[Any, Any, Any]:
+    """The lowest and highest id of the days from since to until, and whether one of them is ahead."""
     statement = select(func.min(ArticleDay.first_id), func.max(ArticleDay.last_id), _any_ahead)
     if since is not None:
         statement = statement.where(ArticleDay.day >= utc_day(since))
     if until is not None:
         statement = statement.where(ArticleDay.day <= utc_day(until))
-    low, high, ahead = session.execute(statement).one()
-    if low is None:
-        return Span(NOTHING, 0.0, ahead=False)
-    ids = IdRange(low if since is not None else None, high if until is not None else None)
-    return Span(ids, (high - low + 1) / (last - first + 1), ahead=bool(ahead))
+    return tuple(session.execute(statement).one())
 
 
 def rebuild(session: Session) -> int:
@@ -80,7 +88,7 @@ def rebuild(session: Session) -> int:
             text(
                 "INSERT INTO article_days (day, first_id, last_id, ahead) "
                 "SELECT CAST(coalesce(published_at, fetched_at) AT TIME ZONE 'UTC' AS date) AS day, min(id), "
-                "max(id), bool_or(coalesce(published_at, fetched_at) > fetched_at + interval '31 days') "
+                f"max(id), bool_or(coalesce(published_at, fetched_at) > fetched_at + interval '{AHEAD_DAYS} days') "
                 "FROM articles GROUP BY 1"
             )
         )
@@ -89,7 +97,7 @@ def rebuild(session: Session) -> int:
             text(
                 "INSERT INTO article_days (day, first_id, last_id, ahead) "
                 "SELECT substr(coalesce(published_at, fetched_at), 1, 10), min(id), max(id), "
-                "max(coalesce(published_at, fetched_at) > datetime(fetched_at, '+31 days')) "
+                f"max(coalesce(published_at, fetched_at) > datetime(fetched_at, '+{AHEAD_DAYS} days')) "
                 "FROM articles GROUP BY 1"
             )
         )

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from monitor.pipeline.stemming import search_terms
-from monitor.store.day_ranges import IdRange, id_range, span
+from monitor.store.day_ranges import AHEAD_DAYS, IdRange, id_range, span
 from monitor.store.query_syntax import Node, rank_tsquery, to_fts5, to_tsquery
 from monitor.store.schema import Article, ArticleTag, UTCDateTime
 from monitor.store.stories import lock_stories
@@ -55,7 +55,7 @@ TITLE_WEIGHT = 4.0  # a title match counts this many body matches (FTS5 bm25 col
 # An article's month facet is its publication month, but never more than this after it was fetched (a
 # date far ahead is a feed's mistake), so that the months of an open "since" filter end this far past today.
 # Only an article dated over a month ahead of its fetch, filtered "since" well after that fetch, is missed.
-FUTURE_LIMIT = timedelta(days=31)
+FUTURE_LIMIT = timedelta(days=AHEAD_DAYS)
 MONTHS_SHARE = 0.4  # PostgreSQL: a date range holding more of the archive is left to the exact filter
 MONTH_FACETS = 36  # nor are more months asked for than this
 
@@ -202,8 +202,7 @@ class Matches:
     applied exactly; dated_at (PostgreSQL) is the article's publication, else fetch, time."""
 
     subquery: Subquery
-    exact_dates: bool = False
-    exact_languages: bool = False
+    exact: bool = False  # the dates and languages asked for were applied exactly
 
 
 def matching(
@@ -276,7 +275,7 @@ def matching(
         # candidate's document (2.5 kB) up to the sort and through its parallel workers' queues and rank
         # it there (1,000,000 articles, a common word in one country: 266 ms, instead of 70 with it).
         statement = statement.add_columns(rank.label("rank")).offset(0)
-    return Matches(statement.subquery("matching"), exact_dates=True, exact_languages=True)
+    return Matches(statement.subquery("matching"), exact=True)
 
 
 def _within(column: ColumnElement[int], ids: IdRange) -> list[ColumnElement[bool]]:

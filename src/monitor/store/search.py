@@ -295,10 +295,8 @@ def _matching(session: Session, query: ArticleQuery, node: Node, *, ranked: bool
         ranked=ranked,
     )
     rest = replace(query, text=None)
-    if matches.exact_dates:
-        rest = replace(rest, since=None, until=None)
-    if matches.exact_languages:
-        rest = replace(rest, languages=())
+    if matches.exact:
+        rest = replace(rest, since=None, until=None, languages=())
     # The index files each article under its tags in the transaction that stores them (repository), so a
     # tag's facet is as good as the tag, and checking each match's tags again would only cost time (some
     # 15 ms per 10,000 matches), unless the facets cannot tell (see _facets_exact).
