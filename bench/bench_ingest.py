@@ -46,7 +46,7 @@ from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from bench_poll import HOSTS_PER_OCTET, LOG_FORMAT, feed_host, open_empty
-from benchkit import source_revision
+from benchkit import serve_connection, source_revision
 
 from monitor.errors import MonitorError
 from monitor.model import FeedSummary, FetchOutcome
@@ -145,7 +145,7 @@ class Site:
         self.counts: Counter[str] = Counter()
         self.page_hits: Counter[str] = Counter()
 
-    def respond(self, target: str) -> bytes:
+    def respond(self, target: str, headers: dict[str, str]) -> bytes:
         path, _, query = target.partition("?")
         if path == "/robots.txt":
             self.counts["robots"] += 1
@@ -176,22 +176,6 @@ class Site:
         return _response(404, "text/plain", b"not found")
 
 
-async def _handle(site: Site, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            request = lines[0].split(" ")
-            writer.write(site.respond(request[1] if len(request) > 1 else "/"))
-            await writer.drain()
-            if any(line.lower().replace(" ", "") == "connection:close" for line in lines[1:]):
-                break
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
 def serve(report: Connection, layout: Layout, pages_dir: str, base: datetime) -> None:
     """Server process: bind 0.0.0.0 on a free port, send the port back, serve until killed."""
 
@@ -199,7 +183,11 @@ def serve(report: Connection, layout: Layout, pages_dir: str, base: datetime) ->
         bodies = [path.read_bytes() for path in page_files(Path(pages_dir))]
         holder: list[Site] = []
         server = await asyncio.start_server(
-            lambda r, w: _handle(holder[0], r, w), host="0.0.0.0", port=0, backlog=4096, reuse_address=True
+            lambda r, w: serve_connection(holder[0].respond, r, w),
+            host="0.0.0.0",
+            port=0,
+            backlog=4096,
+            reuse_address=True,
         )
         port = server.sockets[0].getsockname()[1]
         holder.append(Site(layout, bodies, port, base))

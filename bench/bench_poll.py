@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 import sqlalchemy as sa
-from benchkit import source_revision
+from benchkit import serve_connection, source_revision
 
 from monitor.errors import MonitorError
 from monitor.model import ArticleDraft, Extraction, FeedSummary, FetchOutcome, FetchResult, StoryFeatures
@@ -201,35 +201,13 @@ def _response(status: int, headers: str, body: bytes) -> bytes:
     return f"HTTP/1.1 {status} {reason}\r\n{headers}{length}\r\n".encode("latin-1") + body
 
 
-async def _handle(site: FeedSite, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answer GETs on one keep-alive connection until the client closes it."""
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            request = lines[0].split(" ")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name:
-                    headers[name.strip().lower()] = value.strip()
-            writer.write(site.respond(request[1] if len(request) > 1 else "/", headers))
-            await writer.drain()
-            if headers.get("connection", "").lower() == "close":
-                break
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
 def serve_feeds(report: Connection, feeds: int, items: int, base: datetime) -> None:
     """Server process entry point: bind 0.0.0.0 on a free port, send the port back, serve until killed."""
 
     async def main() -> None:
         site = FeedSite(port=0, feeds=feeds, items=items, base=base)
         server = await asyncio.start_server(
-            lambda r, w: _handle(site, r, w), host="0.0.0.0", port=0, backlog=4096, reuse_address=True
+            lambda r, w: serve_connection(site.respond, r, w), host="0.0.0.0", port=0, backlog=4096, reuse_address=True
         )
         site.port = server.sockets[0].getsockname()[1]
         site.render()

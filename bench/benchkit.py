@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -17,3 +19,28 @@ def source_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "an unknown commit"
     return commit + (" with uncommitted changes in src/" if dirty.returncode else "")
+
+
+async def serve_connection(
+    respond: Callable[[str, dict[str, str]], bytes], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer GETs on one keep-alive connection until the client closes it: respond(target, headers) gives
+    each whole HTTP response (headers named in lower case)."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            request = lines[0].split(" ")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            writer.write(respond(request[1] if len(request) > 1 else "/", headers))
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        pass
+    finally:
+        writer.close()
