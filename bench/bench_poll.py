@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 import sqlalchemy as sa
-from benchkit import serve_connection, source_revision
+from benchkit import Figure, Target, add_json_option, peak_rss, serve_connection, source_revision, write_result
 
 from monitor.errors import MonitorError
 from monitor.model import ArticleDraft, Extraction, FeedSummary, FetchOutcome, FetchResult, StoryFeatures
@@ -561,6 +561,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", type=Path, help="write cProfile stats of the first pass of each poll phase here (slows that pass)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the working folder (SQLite file, poll.log)")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.feeds <= HOSTS_PER_OCTET * 256:
         parser.error(f"--feeds must be between 1 and {HOSTS_PER_OCTET * 256}")
@@ -612,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 database.dispose()
     except (BenchError, MonitorError, sa.exc.SQLAlchemyError) as exc:
         print(f"FAILED: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+        return write_result(args.json, benchmark="poll", status=2, revision=revision, error=str(exc).strip())
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -626,7 +627,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for problem in missed:
         print(f"TARGET MISSED: {problem}", file=sys.stderr)
-    return 1 if missed else 0
+    return write_result(
+        args.json,
+        benchmark="poll",
+        status=1 if missed else 0,
+        revision=revision,
+        figures=headline_figures(runs, backend=backend_name(args), feeds=args.feeds),
+        memory=peak_rss(children=True),
+        notes=missed,
+    )
+
+
+def backend_name(args: argparse.Namespace) -> str:
+    """sqlite or postgresql: the database the run polled into."""
+    if args.database_url:
+        return sa.make_url(args.database_url).get_backend_name()
+    return "postgresql" if args.postgres else "sqlite"
+
+
+def headline_figures(runs: Sequence[PhaseRun], *, backend: str, feeds: int) -> list[Figure]:
+    """Each poll phase's median against its bare-httpx baseline; the target is judged on the slowest pass,
+    as report() does."""
+    seconds: dict[str, list[float]] = {}
+    for run in runs:
+        seconds.setdefault(run.phase, []).append(run.seconds)
+    figures = []
+    for phase, baseline_phase in BASELINE_OF.items():
+        if phase not in seconds:
+            continue
+        median, base = statistics.median(seconds[phase]), statistics.median(seconds[baseline_phase])
+        bound = TARGET_SECONDS[phase] * feeds / TARGET_FEEDS
+        slowest = max(seconds[phase])
+        figures.append(
+            Figure(
+                name=f"{phase} pass, {feeds} feeds",
+                backend=backend,
+                value=median,
+                unit="s",
+                statistic=f"median of {len(seconds[phase])} passes",
+                target=Target(f"slowest pass < {bound:g} s", bound, "s", slowest < bound, observed=slowest),
+                baseline=base,
+                baseline_name=f"{baseline_phase}: bare httpx, no database",
+                ratio=median / base,
+            )
+        )
+    return figures
 
 
 if __name__ == "__main__":
