@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format demo clean
+.PHONY: run test test-fast lint format demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: lint
 ## test-fast: skip the slow end-to-end tests
 test-fast: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
+
+## bench: the whole benchmark suite, one script at a time (about an hour), its table into bench/README.md;
+## BENCH_ARGS='--quick --no-readme' for a smoke run, BENCH_ARGS='--only poll,claim' for some (see bench/README.md)
+bench: $(STAMP)
+	$(BIN)/python bench/run_suite.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
