@@ -52,7 +52,7 @@ from benchkit import Figure, Target, add_json_option, peak_rss, source_revision,
 from monitor.errors import MonitorError
 from monitor.model import ArticleDraft, Extraction, Stored, StoryFeatures
 from monitor.pipeline.dedupe import canonical_url, text_fingerprint
-from monitor.pipeline.refresh import story_vectoriser
+from monitor.pipeline.prepare import story_vectoriser
 from monitor.pipeline.similarity import Vectoriser
 from monitor.settings import FeedConfig
 from monitor.store import repository, stories

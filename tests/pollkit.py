@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -22,6 +25,7 @@ FAST = FetchLimits(retry_base=0.01, host_delay=0)
 LOOPBACK = AddressPolicy(allow_private=True)
 RSS = "application/rss+xml"
 Poll = Callable[..., list[FeedSummary]]
+T = TypeVar("T")
 
 
 def make_poll(database: Database, extractor: Extractor) -> Poll:
@@ -52,3 +56,27 @@ def state(database: Database, name: str) -> FetchState:
         return session.scalars(
             select(FetchState).join(Source, Source.id == FetchState.source_id).where(Source.name == name)
         ).one()
+
+
+class FaultyExtractor(Extractor):
+    """The real extraction pool, except that a page whose URL contains "/crash" kills its worker and one
+    whose URL contains "/hang" never finishes: no real page does either on demand."""
+
+    async def run_page(self, function: Callable[..., T], *args: Any) -> T:
+        job = args[0] if args else None
+        url = getattr(job, "page_url", "")
+        if "/crash" in url:
+            return await super().run_page(kill_worker)
+        if "/hang" in url:
+            return await super().run_page(time.sleep, 3600)
+        return await super().run_page(function, *args)
+
+
+def kill_worker() -> None:
+    """Die the way a segfaulting parser does: no exception, no clean-up."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_pid() -> int:
+    """The process id of the worker that runs this."""
+    return os.getpid()

@@ -284,7 +284,7 @@ def stories_rebuild(ctx: click.Context) -> None:
     Example:
         monitor stories rebuild
     """
-    from monitor.pipeline.refresh import story_vectoriser
+    from monitor.pipeline.prepare import story_vectoriser
     from monitor.store.stories import clear_index, count_unindexed, index_missing
 
     settings = settings_of(ctx)

@@ -150,6 +150,15 @@ class Stored(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """An article as the index sees it: its terms, space separated, and its facets."""
+
+    title: str
+    body: str
+    facets: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleDraft:
     """An article ready to store."""
 
@@ -170,6 +179,7 @@ class ArticleDraft:
     watchlist_version: str | None = None
     fingerprint: str | None = None
     features: StoryFeatures | None = None
+    search: Document | None = None  # the full-text index's terms, when the extraction worker made them
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,18 +39,19 @@ from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.model import FeedRef, FeedSummary
 from monitor.pipeline.extract import Extractor
 from monitor.pipeline.fetch import Fetcher
+from monitor.pipeline.prepare import Enrichment
 from monitor.pipeline.refresh import (
     FEED_CONCURRENCY,
     index_missing_stories,
     keep_leases,
     refresh_leased,
-    story_vectoriser,
     sync_config,
     utcnow,
     worker_id,
 )
 from monitor.pipeline.robots import RobotsCache
 from monitor.pipeline.tag import Tagger
+from monitor.pipeline.writer import ArticleWriter
 from monitor.settings import FeedConfig, SubscriptionConfig
 from monitor.store import leases, repository
 from monitor.store.db import Database
@@ -126,7 +127,9 @@ class Service:
         self.worker = worker_id("run")
         self.metrics = Metrics()
         self.heartbeat = Heartbeat(self.options.tick)
-        self._vectoriser = story_vectoriser(tagger)
+        self._enrichment = Enrichment(tagger)
+        # One writer for every feed in hand: their articles are stored in batches, one transaction each.
+        self._writer = ArticleWriter(database, window=self.options.story_window)
         self._stopping = threading.Event()  # no more claims
         self._abandon = threading.Event()  # feeds in hand stop between two articles
         self._in_flight: dict[int, concurrent.futures.Future[FeedSummary]] = {}
@@ -231,7 +234,8 @@ class Service:
             extractor=self._extractor,
             should_stop=self._abandon.is_set,
             tagger=self.tagger,
-            vectoriser=self._vectoriser,
+            enrichment=self._enrichment,
+            writer=self._writer,
             story_window=self.options.story_window,
             worker=self.worker,
             metrics=self.metrics,
@@ -321,7 +325,7 @@ class Service:
         # After an upgrade the whole archive may need indexing (minutes): do it beside the polling, newest
         # articles first, so that the service is up and healthy at once.
         self._indexer = asyncio.get_running_loop().create_task(
-            index_missing_stories(self.database, self._vectoriser, should_stop=self._stopping.is_set)
+            index_missing_stories(self.database, self._enrichment.vectoriser, should_stop=self._stopping.is_set)
         )
         self._keeper = asyncio.run_coroutine_threadsafe(
             keep_leases(self.database, worker=self.worker, feed_ids=self._leased, ttl=self.options.lease_ttl),
@@ -362,6 +366,7 @@ class Service:
         self._extractor.close()
 
     async def _shutdown_loop(self) -> None:
+        await self._writer.close()  # what the feeds handed over is written before anything is cancelled
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

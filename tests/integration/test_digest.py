@@ -23,7 +23,7 @@ from conftest import run_cli, write_feeds
 from monitor.digest.send import SmtpSettings, send_due
 from monitor.model import ArticleDraft, Extraction
 from monitor.pipeline.dedupe import text_fingerprint
-from monitor.pipeline.refresh import story_vectoriser
+from monitor.pipeline.prepare import story_vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig, SubscriptionConfig, load_tags
 from monitor.store import repository

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from conftest import run_cli
 from monitor.model import ArticleDraft, Extraction
-from monitor.pipeline.refresh import story_vectoriser
+from monitor.pipeline.prepare import story_vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig, load_tags
 from monitor.store import repository

@@ -22,7 +22,7 @@ import yaml
 
 from monitor.model import ArticleDraft, Extraction, Stored
 from monitor.pipeline.dedupe import canonical_url, text_fingerprint
-from monitor.pipeline.refresh import story_vectoriser
+from monitor.pipeline.prepare import story_vectoriser
 from monitor.pipeline.similarity import Vectoriser
 from monitor.pipeline.tag import Tagger
 from monitor.settings import FeedConfig, load_tags

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import lxml.html
 import trafilatura
-from pebble import ProcessExpired, ProcessFuture, ProcessPool
+from pebble import ProcessExpired, ProcessPool
 from trafilatura.utils import load_html
 
 from monitor.model import ExtractedArticle
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
+MAX_TASKS = 1000  # pages (or feeds) a worker handles before a fresh one takes its place
 BLOCK_TAGS = ("p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote")
 
 
@@ -75,9 +76,12 @@ def html_to_text(fragment: str) -> str:
 class Extractor:
     """A pool of extraction workers with a hard per-page timeout."""
 
-    def __init__(self, *, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, *, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, max_tasks: int = MAX_TASKS
+    ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
+        self.max_tasks = max_tasks
         self._pool: ProcessPool | None = None
 
     def __enter__(self) -> Extractor:
@@ -93,8 +97,13 @@ class Extractor:
 
     async def extract_async(self, body: bytes, *, url: str, content_type: str | None = None) -> ExtractedArticle:
         """Extract one page in a worker; raise ExtractionError on failure, timeout or crash."""
+        return await self.run_page(_extract_bytes, body, url, content_type)
+
+    async def run_page(self, function: Callable[..., T], *args: Any) -> T:
+        """Run one page's work (a picklable function) in a worker; raise ExtractionError when it fails, overruns
+        the timeout (the worker is killed and replaced) or its worker dies."""
         with self._failures_as_extraction_errors():
-            return await asyncio.wrap_future(self._submit(body, url, content_type))
+            return await asyncio.wrap_future(self._ensure_pool().schedule(function, args=args, timeout=self.timeout))
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run another CPU-heavy, picklable function (feed parsing) in the same workers; its errors pass through."""
@@ -103,11 +112,6 @@ class Extractor:
             return await asyncio.wrap_future(future)
         except FutureTimeout:
             raise TimeoutError(f"{function.__name__} took longer than {self.timeout:.0f}s") from None
-
-    def _submit(self, body: bytes, url: str, content_type: str | None) -> ProcessFuture[ExtractedArticle]:
-        return self._ensure_pool().schedule(
-            extract_article, args=(_decode(body, content_type), url), timeout=self.timeout
-        )
 
     @contextmanager
     def _failures_as_extraction_errors(self) -> Iterator[None]:
@@ -132,13 +136,19 @@ class Extractor:
     def _ensure_pool(self) -> ProcessPool:
         if self._pool is None:
             # forkserver: workers never inherit the scheduler's or the HTTP client's threads.
-            self._pool = ProcessPool(max_workers=self.workers, context=multiprocessing.get_context("forkserver"))
+            # max_tasks: a worker is replaced after that many pages (about 0.2 s to start one), so whatever
+            # trafilatura or lxml keep between pages cannot pile up over months of polling.
+            self._pool = ProcessPool(
+                max_workers=self.workers,
+                max_tasks=self.max_tasks,
+                context=multiprocessing.get_context("forkserver"),
+            )
         return self._pool
 
 
-def _decode(body: bytes, content_type: str | None) -> str:
+def _extract_bytes(body: bytes, url: str, content_type: str | None) -> ExtractedArticle:
     text, _encoding = decode_html(body, content_type)
-    return text
+    return extract_article(text, url)
 
 
 def _clean(value: str | None) -> str | None:

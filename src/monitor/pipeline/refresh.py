@@ -33,8 +33,8 @@ from monitor.model import (
     ParsedFeed,
     Stored,
 )
-from monitor.pipeline.dedupe import canonical_url, text_fingerprint
-from monitor.pipeline.extract import ExtractionError, Extractor, html_to_text
+from monitor.pipeline.dedupe import canonical_url
+from monitor.pipeline.extract import ExtractionError, Extractor
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.parse import (
     SITEMAP_MAX_ENTRIES,
@@ -43,9 +43,11 @@ from monitor.pipeline.parse import (
     parse_feed,
     parse_sitemap,
 )
+from monitor.pipeline.prepare import Enrichment, PageJob, prepare, prepare_in_worker
 from monitor.pipeline.schedule import failure_backoff, honour_hints, interval_from_rate
 from monitor.pipeline.similarity import Vectoriser
 from monitor.pipeline.tag import Tagger
+from monitor.pipeline.writer import ArticleWriter
 from monitor.settings import FeedConfig
 from monitor.store import fulltext, leases, repository, stories
 from monitor.store.db import Database
@@ -97,9 +99,9 @@ async def poll_feeds(
     due feeds (those no other worker is polling) and refresh them, several at a time."""
     now = clock()
     worker = worker or worker_id("poll")
-    vectoriser = story_vectoriser(tagger)
+    enrichment = Enrichment(tagger)
     await sync_config(database, feeds=feeds, tagger=tagger)
-    await index_missing_stories(database, vectoriser, should_stop=should_stop)
+    await index_missing_stories(database, enrichment.vectoriser, should_stop=should_stop)
     due = await in_session(
         database,
         lambda s: leases.claim_feeds(s, worker=worker, now=now, ttl=lease_ttl, names=names, include_all=include_all),
@@ -108,6 +110,7 @@ async def poll_feeds(
     in_flight: set[str] = set()
     pending = {feed.id for feed in due}
     keeper = asyncio.create_task(keep_leases(database, worker=worker, feed_ids=pending, ttl=lease_ttl, clock=clock))
+    writer = ArticleWriter(database, window=story_window)
 
     async def one(feed: FeedRef) -> FeedSummary | None:
         async with slots:
@@ -123,7 +126,8 @@ async def poll_feeds(
                     should_stop=should_stop,
                     in_flight=in_flight,
                     tagger=tagger,
-                    vectoriser=vectoriser,
+                    enrichment=enrichment,
+                    writer=writer,
                     story_window=story_window,
                     worker=worker,
                     metrics=metrics,
@@ -135,6 +139,7 @@ async def poll_feeds(
         results = await asyncio.gather(*(one(feed) for feed in due))
     finally:
         keeper.cancel()
+        await writer.close()
         # Feeds left unpolled (a stop request) stay due, free for the next pass or another worker.
         await in_session(database, lambda s: leases.release(s, worker=worker))
     return sorted((summary for summary in results if summary is not None), key=lambda summary: summary.name)
@@ -206,7 +211,8 @@ async def refresh_feed(
     should_stop: Callable[[], bool] = _never,
     in_flight: set[str] | None = None,
     tagger: Tagger | None = None,
-    vectoriser: Vectoriser | None = None,
+    enrichment: Enrichment | None = None,
+    writer: ArticleWriter | None = None,
     story_window: timedelta = stories.DEFAULT_WINDOW,
     worker: str | None = None,
     metrics: Metrics | None = None,
@@ -214,10 +220,28 @@ async def refresh_feed(
     """Fetch one feed, store its new entries, then record the fetch (validators last; the lease ends).
 
     in_flight holds the canonical URLs other feeds of this pass are already fetching: a story carried by
-    five outlets is downloaded once.
+    five outlets is downloaded once. writer is the pass's article writer (one of its own otherwise);
+    enrichment is the tagger's with its story vectoriser (built from tagger otherwise).
     """
+    if writer is None:
+        async with ArticleWriter(database, window=story_window) as own:
+            return await refresh_feed(
+                feed,
+                database=database,
+                fetcher=fetcher,
+                extractor=extractor,
+                clock=clock,
+                should_stop=should_stop,
+                in_flight=in_flight,
+                tagger=tagger,
+                enrichment=enrichment,
+                writer=own,
+                story_window=story_window,
+                worker=worker,
+                metrics=metrics,
+            )
     started = clock()
-    vectoriser = vectoriser or story_vectoriser(tagger)
+    enrichment = enrichment or Enrichment(tagger)
     if feed.kind == "sitemap":
         # A sitemap index often stays the same (a 304) while its child sitemaps fill up: always read it.
         result = await fetcher.fetch_feed(feed.url)
@@ -265,15 +289,15 @@ async def refresh_feed(
     complete, stopped = True, False
     pending = {
         asyncio.create_task(
-            _draft(
+            _draft_and_store(
                 entry,
                 canonical,
                 feed=feed,
                 fetcher=fetcher,
                 extractor=extractor,
                 clock=clock,
-                tagger=tagger,
-                vectoriser=vectoriser,
+                enrichment=enrichment,
+                writer=writer,
                 metrics=metrics,
             )
         )
@@ -284,15 +308,12 @@ async def refresh_feed(
             # Wake up now and then even when no page is done, so a stop request is honoured promptly.
             done, pending = await asyncio.wait(pending, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
             for task in done:
-                draft = task.result()
-                try:
-                    stored = await in_session(database, partial(_store, draft, story_window))
-                except SQLAlchemyError as exc:
-                    log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(exc))
+                draft, stored = task.result()
+                if isinstance(stored, SQLAlchemyError):
+                    log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(stored))
                     failed += 1
                     complete = False
-                    continue
-                if stored is Stored.KNOWN:
+                elif stored is Stored.KNOWN:
                     skipped += 1
                 elif stored is Stored.COPY:
                     copies += 1
@@ -342,7 +363,7 @@ async def _read_sitemap(result: FetchResult, *, fetcher: Fetcher) -> ParsedFeed:
     return ParsedFeed(title=None, language=None, entries=tuple(newest[:SITEMAP_MAX_ENTRIES]))
 
 
-async def _draft(
+async def _draft_and_store(
     entry: ParsedEntry,
     canonical: str,
     *,
@@ -350,90 +371,52 @@ async def _draft(
     fetcher: Fetcher,
     extractor: Extractor,
     clock: Clock,
-    tagger: Tagger | None,
-    vectoriser: Vectoriser,
+    enrichment: Enrichment,
+    writer: ArticleWriter,
     metrics: Metrics | None = None,
-) -> ArticleDraft:
-    summary = html_to_text(entry.summary_html) if entry.summary_html else None
+) -> tuple[ArticleDraft, Stored | SQLAlchemyError]:
+    """Download one entry's page, have a worker turn it into a draft, and hand that to the writer."""
     page = await fetcher.fetch_page(entry.link)
-    article = None
-    error = None
-    extraction_seconds = None
-    if page.outcome is FetchOutcome.OK:
-        began = time.monotonic()
-        try:
-            article = await extractor.extract_async(page.body, url=page.url, content_type=page.content_type)
-        except ExtractionError as exc:
-            error = str(exc)
-        extraction_seconds = time.monotonic() - began
-    else:
-        error = f"page {page.outcome.value}: {page.error}"
-    if article is not None and summary and len(article.text) < len(summary):
-        # A script-rendered or paywalled page yields a scrap of navigation; the summary says more.
-        error = f"page gave {len(article.text)} characters, fewer than the feed's summary"
-        article = None
-    if article is not None:
-        extraction, text = Extraction.PAGE, article.text
-    elif summary:
-        extraction, text = Extraction.FEED_SUMMARY, summary
-    else:
-        extraction, text = Extraction.NONE, ""
+    job = PageJob(
+        entry=entry,
+        canonical_url=canonical,
+        source_id=feed.id,
+        feed_language=feed.language,
+        fetched_at=clock(),
+        page_url=page.url,
+        body=page.body if page.outcome is FetchOutcome.OK else None,
+        content_type=page.content_type,
+        page_error=None if page.outcome is FetchOutcome.OK else f"page {page.outcome.value}: {page.error}",
+    )
+    began = time.monotonic()
+    try:
+        prepared = await extractor.run_page(prepare_in_worker, job, enrichment.watchlist)
+    except ExtractionError as exc:  # the worker overran its time or died: keep what the feed said
+        prepared = prepare(replace(job, body=None, page_error=str(exc)), enrichment)
+        prepared = replace(prepared, extraction_seconds=time.monotonic() - began)
+    draft = prepared.draft
     if metrics is not None:
         metrics.page_fetched(
-            status=page.status, extraction_seconds=extraction_seconds, failed=extraction is not Extraction.PAGE
+            status=page.status,
+            extraction_seconds=prepared.extraction_seconds,
+            failed=draft.extraction is not Extraction.PAGE,
         )
     log.info(
         "feed=%s url=%s page=%s extraction=%s%s",
         feed.name,
         entry.link,
         page.outcome.value,
-        extraction.value,
-        f" error={error!r}" if error else "",
+        draft.extraction.value,
+        f" error={draft.extraction_error!r}" if draft.extraction_error else "",
     )
-    title = _clean(entry.title or (article.title if article else None) or entry.link)
-    text = _clean(text)
-    return ArticleDraft(
-        source_id=feed.id,
-        guid=entry.guid,
-        url=entry.link,
-        canonical_url=canonical,
-        title=title,
-        text=text,
-        summary=_clean(summary) or None,
-        author=_clean(entry.author or (article.author if article else None)) or None,
-        published_at=entry.published_at or (article.published_at if article else None),
-        fetched_at=clock(),
-        language=(article.language if article else None) or feed.language,
-        extraction=extraction,
-        extraction_error=error,
-        tags=tuple(tagger.tag(text, title=title)) if tagger else (),
-        watchlist_version=tagger.fingerprint if tagger else None,
-        fingerprint=text_fingerprint(text),
-        features=vectoriser.features(title, text),
-    )
+    try:
+        return draft, await writer.store(draft)
+    except SQLAlchemyError as exc:
+        return draft, exc
 
 
 def _parse_feed(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     return parse_feed(body, url=url, content_type=content_type)
-
-
-def _clean(value: str | None) -> str:
-    # NUL is legal in a feed's XML entities but not in PostgreSQL text; it never carries meaning.
-    return (value or "").replace("\x00", "")
-
-
-def _store(draft: ArticleDraft, window: timedelta, session: Session) -> Stored:
-    stored, article_id = repository.add_article(session, draft=draft, window=window)
-    if stored is Stored.COPY:
-        log.info("url=%s outcome=copy of_article=%s", draft.url, article_id)
-    return stored
-
-
-def story_vectoriser(tagger: Tagger | None) -> Vectoriser:
-    """The story matcher's vectoriser; the watchlist's aliases are topic words, shared by a topic's events."""
-    if tagger is None:
-        return Vectoriser()
-    return Vectoriser(alias for tag in tagger.tags for names in tag.aliases.values() for alias in names)
 
 
 async def index_missing_stories(

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
+from monitor.model import Document
 from monitor.pipeline.stemming import search_terms
 from monitor.store.day_ranges import AHEAD_DAYS, IdRange, id_range, span
 from monitor.store.query_syntax import Node, rank_tsquery, to_fts5, to_tsquery
@@ -73,15 +74,6 @@ _pg = Table(
     Column("dated_at", UTCDateTime()),
     Column("language", String(20)),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """An article as the index sees it: its terms, space separated, and its facets."""
-
-    title: str
-    body: str
-    facets: str = ""
 
 
 @dataclass(frozen=True, slots=True)

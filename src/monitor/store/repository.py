@@ -134,7 +134,7 @@ def add_article(
     The unique constraints decide, with INSERT ... ON CONFLICT DO NOTHING, so two workers racing on the
     same article store it once; story assignment is serialised (stories.lock_stories).
     """
-    doc = fulltext.document(  # before the lock: stemming is the slow part
+    doc = draft.search or fulltext.document(  # before the lock: stemming is the slow part
         draft.title,
         draft.text,
         tags=[tag.id for tag in draft.tags],
