@@ -81,6 +81,7 @@ class Layout:
     files: int
     copies: int
     items: int
+    authors: bool = False  # items name their author (dc:creator): the pipeline then skips the page's metadata
 
     @property
     def pages(self) -> int:
@@ -109,7 +110,8 @@ def headline(feed: int, item: int) -> str:
 def render_feed(layout: Layout, feed: int, port: int, base: datetime) -> bytes:
     """An RSS 2.0 feed: title, link to the page on the feed's host, permalink GUID, date, short description."""
     parts = [
-        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>',
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>',
         f"<title>Ingest outlet {feed}</title><link>http://{feed_host(feed)}:{port}/</link>",
         f"<description>Outlet {feed} of the ingest benchmark</description>",
     ]
@@ -119,7 +121,9 @@ def render_feed(layout: Layout, feed: int, port: int, base: datetime) -> bytes:
         parts.append(
             f"<item><title>{escape(headline(feed, item))}</title><link>{link}</link>"
             f'<guid isPermaLink="true">{link}</guid><pubDate>{when}</pubDate>'
-            f"<description>{escape(headline(feed, item))}: short summary.</description></item>"
+            f"<description>{escape(headline(feed, item))}: short summary.</description>"
+            + (f"<dc:creator>Reporter {item % 7}</dc:creator>" if layout.authors else "")
+            + "</item>"
         )
     parts.append("</channel></rss>\n")
     return "".join(parts).encode("utf-8")
@@ -258,34 +262,44 @@ def descendants(root: int) -> set[int]:
 
 
 class MemorySampler:
-    """Sample the main process's VmRSS and every worker's VmHWM (psutil is not installed) every 0.1 s."""
+    """Sample the main process's VmRSS and every worker's VmHWM (psutil is not installed) every 0.5 s.
+
+    It runs inside the process under test, so it must cost next to nothing: finding the workers means
+    reading every process's stat in /proc (this kernel has no /proc/PID/task/TID/children), which is done
+    every 5 s only; a worker's VmHWM is its high-water mark, so reading it now and then loses nothing but
+    the last moments of a worker replaced in between."""
 
     def __init__(self, exclude: set[int]) -> None:
         self.exclude = exclude
         self.main_kib = 0
         self.worker_hwm: dict[int, int] = {}
+        self._workers: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _sample(self) -> None:
+    def _sample(self, *, find_workers: bool) -> None:
         self.main_kib = max(self.main_kib, _status_kib(os.getpid(), "VmRSS"))
-        for pid in descendants(os.getpid()) - self.exclude:
+        if find_workers:
+            self._workers = descendants(os.getpid()) - self.exclude
+        for pid in self._workers:
             hwm = _status_kib(pid, "VmHWM")
             if hwm:
                 self.worker_hwm[pid] = max(self.worker_hwm.get(pid, 0), hwm)
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.1):
-            self._sample()
+        samples = 0
+        while not self._stop.wait(0.5):
+            self._sample(find_workers=samples % 10 == 0)
+            samples += 1
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sample()
         self._stop.set()
         self._thread.join()
+        self._sample(find_workers=True)
 
 
 # --- The runs -----------------------------------------------------------------------------------------------
@@ -337,10 +351,11 @@ def poll_once(
                         )
                     )
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             asyncio.run(run())
             seconds = time.perf_counter() - started
-            memory._sample()  # the workers' high-water marks, before the pool closes
+            print(f"  main process CPU during the poll: {time.process_time() - cpu:.1f} s", flush=True)
+            memory._sample(find_workers=True)  # the workers' high-water marks, before the pool closes
         stats = control(port)
         return seconds, memory, check(database, layout, summaries, stats)
     finally:
@@ -423,6 +438,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=FetchLimits().host_delay,
         help="seconds between request starts per host, as MONITOR_HOST_DELAY sets it (default: the fetcher's)",
     )
+    parser.add_argument(
+        "--authors",
+        action="store_true",
+        help="feed items name their author, as many outlets' feeds do: no page metadata is then read",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working folder (databases, poll.log)")
     add_json_option(parser)
     args = parser.parse_args(argv)
@@ -440,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, filename=workdir / "poll.log", format=LOG_FORMAT, force=True)
     for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    layout = Layout(files=len(page_files(args.pages_dir)), copies=args.copies, items=args.items)
+    layout = Layout(files=len(page_files(args.pages_dir)), copies=args.copies, items=args.items, authors=args.authors)
     if layout.feeds > HOSTS_PER_OCTET * 256:
         print("too many feeds for the loopback hosts", file=sys.stderr)
         return write_result(args.json, benchmark="ingest", status=2, revision=revision, error="too many feeds")
@@ -451,7 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = descendants(os.getpid())
             print(
                 f"{layout.pages} pages ({layout.files} files x {layout.copies}) in {layout.feeds} feeds of "
-                f"{layout.items} items, one loopback host each; host delay {args.host_delay:g} s; "
+                f"{layout.items} items{' with authors' if layout.authors else ''}, one loopback host each; "
+                f"host delay {args.host_delay:g} s; "
                 f"SQLite file, fresh per run; baseline: trafilatura.extract(bytes, url=..., "
                 + ", ".join(f"{k}={v}" for k, v in TRAFILATURA_OPTIONS.items())
                 + ") in one process",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
-from monitor.model import ExtractedArticle, ParsedFeed
+from monitor.model import ExtractedArticle, Extraction, ParsedEntry, ParsedFeed
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
 from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
+from monitor.pipeline.prepare import Enrichment, PageJob, prepare
+from pollkit import kill_worker
 
 ITEMS: list[dict[str, object]] = [
     {
@@ -122,11 +125,42 @@ def test_extractor_pool_returns_results_and_errors() -> None:
 
 def test_a_page_that_overruns_its_time_is_abandoned_and_the_pool_goes_on() -> None:
     page = (PAGES / "bbc.com.52241221.html").read_bytes()
-    with Extractor(workers=1, timeout=0.05) as extractor:
-        with pytest.raises(ExtractionError, match="took longer than"):
-            _extract(extractor, page * 20, url="https://x.org/huge")
-        extractor.timeout = 60
+    with Extractor(workers=1, timeout=2) as extractor:
+        _extract(extractor, page, url="https://x.org/warm")  # the worker is up: only the page's time counts
+        with pytest.raises(ExtractionError, match="took longer than 2s"):
+            asyncio.run(extractor.run_page(time.sleep, 3600))  # no real page hangs on demand
         assert "Hart Island" in _extract(extractor, page, url="https://x.org/ok").text
+
+
+def test_a_worker_that_dies_costs_its_page_and_is_replaced() -> None:
+    page = (PAGES / "bbc.com.52241221.html").read_bytes()
+    with Extractor(workers=1) as extractor:
+        with pytest.raises(ExtractionError, match="worker died"):
+            asyncio.run(extractor.run_page(kill_worker))
+        assert "Hart Island" in _extract(extractor, page, url="https://x.org/ok").text
+
+
+def _prepared(entry: ParsedEntry, page: bytes) -> ExtractedArticle:
+    job = PageJob(entry, entry.link, 1, None, datetime(2026, 11, 26, tzinfo=UTC), entry.link, page, "text/html")
+    draft = prepare(job, Enrichment(None)).draft
+    assert draft.extraction is Extraction.PAGE
+    return ExtractedArticle(draft.title, draft.text, draft.author, draft.published_at, draft.language)
+
+
+def test_the_page_fills_in_what_the_feed_item_lacks_and_the_feed_item_wins_otherwise() -> None:
+    page = (PAGES / "aclu.org-grades.html").read_bytes()
+    link = "https://aclu.org/grades"
+    from_page = _prepared(ParsedEntry("g1", link, None, None, None, None), page)
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    from_feed = _prepared(ParsedEntry("g2", link, "Feed's headline", None, "Feed Desk", when), page)
+
+    assert from_page.author == "Sarah Hinger; Sylvia Torres-Guillén"
+    assert from_page.published_at == datetime(2019, 7, 25, tzinfo=UTC)
+    assert "grades" in (from_page.title or "").lower()
+    # Title, author and date all from the feed: the page's metadata is not read, and its text is the same.
+    assert (from_feed.title, from_feed.author, from_feed.published_at) == ("Feed's headline", "Feed Desk", when)
+    assert from_feed.text == from_page.text
+    assert from_feed.language == from_page.language == "en"
 
 
 def test_summary_html_becomes_plain_text() -> None:

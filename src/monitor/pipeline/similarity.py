@@ -103,7 +103,8 @@ class Vectoriser:
 def similarity(a: StoryFeatures, b: StoryFeatures) -> float:
     """Cosine of two articles' vectors (both are unit length)."""
     small, large = (a.vector, b.vector) if len(a.vector) <= len(b.vector) else (b.vector, a.vector)
-    return sum(weight * large.get(term, 0.0) for term, weight in small.items())
+    # The terms they share, in the small vector's order: the same sum as over every term, at half the cost.
+    return sum(weight * large[term] for term, weight in small.items() if term in large)
 
 
 def best_story(
