@@ -542,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in missed:
         print(f"TARGET MISSED: {problem}", file=sys.stderr)
     figure = Figure(
-        name=f"poll of {pages} pages, host delay {args.host_delay:g} s",
+        name=f"poll of {pages} pages{', items with authors' if args.authors else ''}, host delay {args.host_delay:g} s",
         backend="sqlite",
         value=pages / poll_s,
         unit="pages/s",
@@ -555,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory = {
         "main": max(r.main_mb for r in runs),
         "children": max(r.worker_mb for r in runs),
-        "how": "main: VmRSS sampled every 0.1 s; children: the largest extraction worker's VmHWM; max over runs",
+        "how": "main: VmRSS sampled every 0.5 s; children: the largest extraction worker's VmHWM; max over runs",
     }
     return write_result(
         args.json,
