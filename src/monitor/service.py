@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TICK = timedelta(seconds=15)
 MAINTENANCE_EVERY = timedelta(hours=1)
+WRITER_FLUSH_SECONDS = 8  # of the 10 s the loop gets to shut down
 KEEP_FETCH_LOG = timedelta(days=30)
 # A job that wakes late (the machine slept, the process was down) runs once, however late (APScheduler 3's
 # default grace of 1 s would skip it silently), never as a burst of catch-up runs, and never twice at once.
@@ -366,7 +367,12 @@ class Service:
         self._extractor.close()
 
     async def _shutdown_loop(self) -> None:
-        await self._writer.close()  # what the feeds handed over is written before anything is cancelled
+        # What the feeds handed over is written before anything is cancelled, within the shutdown's budget:
+        # anything left is not lost (its feed has not recorded its fetch, so it stays due).
+        try:
+            await asyncio.wait_for(self._writer.close(), timeout=WRITER_FLUSH_SECONDS)
+        except TimeoutError:
+            log.warning("service=stopping outcome=writer-flush-timed-out")
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

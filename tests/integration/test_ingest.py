@@ -4,6 +4,7 @@ recycling; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from conftest import PAGES, FeedServer
 from feedbuilders import rss2
 from monitor.model import ArticleDraft, FetchOutcome, ParsedEntry, Stored
 from monitor.pipeline.extract import Extractor
-from monitor.pipeline.prepare import Enrichment, PageJob, prepare
+from monitor.pipeline.prepare import Enrichment, PageJob, Watchlist, prepare, prepare_in_worker
+from monitor.pipeline.tag import Tagger
 from monitor.pipeline.writer import ArticleWriter
+from monitor.settings import TagConfig
 from monitor.store import repository
 from monitor.store.db import Database
 from monitor.store.schema import Article, Source
@@ -124,6 +127,49 @@ def test_a_draft_the_database_refuses_costs_only_itself(database: Database) -> N
     with database.session() as session:
         titles = set(session.scalars(select(Article.title)))
     assert titles == {draft.title for draft in good}
+
+
+def test_a_draft_that_trips_a_bug_in_storing_costs_only_itself(database: Database) -> None:
+    source_id = _source(database, "wire")
+    good = [_draft(source_id, number) for number in range(6)]
+    broken = replace(_draft(source_id, 99), tags=(None,))  # type: ignore[arg-type]  # no TagMatch: an AttributeError
+
+    async def store_all() -> list[Stored | BaseException]:
+        async with ArticleWriter(database) as writer:
+            drafts = [*good[:3], broken, *good[3:]]
+            return await asyncio.gather(*(writer.store(d) for d in drafts), return_exceptions=True)
+
+    outcomes = asyncio.run(store_all())
+
+    assert isinstance(outcomes[3], AttributeError)
+    assert outcomes[:3] + outcomes[4:] == [Stored.NEW] * 6
+    with database.session() as session:
+        assert set(session.scalars(select(Article.title))) == {draft.title for draft in good}
+
+
+def test_workers_follow_a_change_of_watchlist(tmp_path: Path) -> None:
+    starlink = TagConfig.model_validate(
+        {"id": "starlink", "kind": "topic", "name": "Starlink", "aliases": {"en": ["Starlink"]}}
+    )
+    ferry = TagConfig.model_validate({"id": "ferry", "kind": "topic", "name": "Ferries", "aliases": {"en": ["ferry"]}})
+    entry = ParsedEntry(
+        "g", "https://x.org/1", "Starlink ferry", "<p>A Starlink terminal on every ferry.</p>", None, NOW
+    )
+    job = PageJob(entry, entry.link, 1, "en", NOW, entry.link, body=None, page_error="page not fetched")
+
+    async def tags_with(*watchlists: Watchlist) -> list[set[str]]:
+        with Extractor(workers=1) as extractor:
+            found = []
+            for watchlist in watchlists:
+                prepared = await extractor.run_page(prepare_in_worker, job, watchlist)
+                found.append({tag.id for tag in prepared.draft.tags})
+            return found
+
+    first, second, first_again = asyncio.run(
+        tags_with(*(Enrichment(Tagger(tags)).watchlist for tags in ([starlink], [ferry], [starlink])))
+    )
+
+    assert (first, second, first_again) == ({"starlink"}, {"ferry"}, {"starlink"})
 
 
 def test_workers_are_replaced_after_max_tasks_pages_and_go_on_extracting() -> None:

@@ -278,6 +278,43 @@ def test_a_story_keeps_its_earliest_full_text_as_representative(database: Databa
         assert view.also_reported_by == ("ncanews", "orient")
 
 
+def test_a_full_text_stays_representative_over_an_earlier_summary_and_an_equal_time(
+    database: Database, vectoriser: Vectoriser
+) -> None:
+    ids = _sources(database, {"trend", "orient", "ncanews"})
+    base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    _, full = _store(database, _report(vectoriser, ids["trend"], 1, base))
+    _, earlier_summary = _store(
+        database,
+        _report(vectoriser, ids["orient"], 2, base - timedelta(hours=2), extraction=Extraction.FEED_SUMMARY),
+    )
+    _, same_time_full = _store(database, _report(vectoriser, ids["ncanews"], 3, base))
+    assert full
+    assert earlier_summary
+    assert same_time_full
+
+    story_id = _story_of(database, full)
+    assert _story_of(database, earlier_summary) == _story_of(database, same_time_full) == story_id
+    with database.session() as session:
+        story = session.get(Story, story_id)
+        assert story is not None
+        assert story.representative_id == full  # not the earlier summary, nor the full text of the same time
+
+
+def test_storing_an_article_again_is_known_not_a_copy_of_itself(database: Database, vectoriser: Vectoriser) -> None:
+    ids = _sources(database, {"trend"})
+    report = _report(vectoriser, ids["trend"], 1, datetime(2026, 2, 10, 9, 0, tzinfo=UTC))
+    first, article_id = _store(database, report)
+    # A batch whose commit went through but whose answer was lost is written again, one article at a time.
+    again, _ = _store(database, report)
+
+    assert (first, again) == (Stored.NEW, Stored.KNOWN)
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(ArticleCopy)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Article)) == 1
+    assert article_id
+
+
 def test_the_same_report_outside_the_window_starts_a_new_story(database: Database, vectoriser: Vectoriser) -> None:
     ids = _sources(database, {"trend"})
     base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)

@@ -2,8 +2,9 @@
 
 Decoding, extraction, choosing between page and summary, tagging, the fingerprint, the story vector and
 the search terms all happen in the worker, so the main process only moves bytes and writes rows, and the
-work spreads over every core. The watchlist travels to the workers once per worker, not once per page:
-each job carries a Watchlist (its fingerprint and a pickled copy), and a worker keeps the one it built last.
+work spreads over every core. The watchlist is pickled once, on the main side: each job carries that
+Watchlist (its fingerprint and the pickled tags, some 12 KB), and a worker rebuilds the tagger only when
+the fingerprint differs from the one it built last.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor.metrics import Metrics
@@ -309,7 +308,7 @@ async def refresh_feed(
             done, pending = await asyncio.wait(pending, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
             for task in done:
                 draft, stored = task.result()
-                if isinstance(stored, SQLAlchemyError):
+                if isinstance(stored, Exception):
                     log.error("feed=%s url=%s outcome=store-failed error=%r", feed.name, draft.url, str(stored))
                     failed += 1
                     complete = False
@@ -374,7 +373,7 @@ async def _draft_and_store(
     enrichment: Enrichment,
     writer: ArticleWriter,
     metrics: Metrics | None = None,
-) -> tuple[ArticleDraft, Stored | SQLAlchemyError]:
+) -> tuple[ArticleDraft, Stored | Exception]:
     """Download one entry's page, have a worker turn it into a draft, and hand that to the writer."""
     page = await fetcher.fetch_page(entry.link)
     job = PageJob(
@@ -411,7 +410,7 @@ async def _draft_and_store(
     )
     try:
         return draft, await writer.store(draft)
-    except SQLAlchemyError as exc:
+    except Exception as exc:  # noqa: BLE001 - not stored: the feed counts it failed and polls it again
         return draft, exc
 
 

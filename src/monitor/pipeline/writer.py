@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64  # articles per transaction at most: the story lock is held while a batch is written
 
-Outcome = Stored | SQLAlchemyError
+Outcome = Stored | Exception  # an Exception: this draft was not stored (SQLAlchemyError: the database said no)
 T = TypeVar("T")
 
 
@@ -53,7 +53,8 @@ class ArticleWriter:
         await self.close()
 
     async def store(self, draft: ArticleDraft) -> Stored:
-        """Store draft (in the next batch); raise SQLAlchemyError when it could not be written."""
+        """Store draft (in the next batch); raise SQLAlchemyError when the database refused it, or whatever
+        else went wrong storing it (a bug), which then costs this draft only."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
@@ -78,13 +79,13 @@ class ArticleWriter:
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                outcomes: Sequence[Outcome | Exception] = await asyncio.to_thread(self._write, [d for d, _ in batch])
+                outcomes: Sequence[Outcome] = await asyncio.to_thread(self._write, [d for d, _ in batch])
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()
                     self._queue.task_done()
                 raise
-            except Exception as exc:  # a bug: the feeds waiting on this batch crash with it; the writer goes on
+            except Exception as exc:  # _write answers for each draft; this would be a bug in it
                 log.exception("articles=%d outcome=write-crashed", len(batch))
                 outcomes = [exc] * len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -96,21 +97,21 @@ class ArticleWriter:
                 self._queue.task_done()
 
     def _write(self, drafts: Sequence[ArticleDraft]) -> list[Outcome]:
-        """All drafts in one transaction; when it fails, each on its own, so that one bad draft costs only
-        itself."""
+        """All drafts in one transaction; when it fails, each on its own, so that one bad draft (refused by
+        the database, or tripping a bug) costs only itself."""
         self.batches += 1
         try:
             return self._in_session(partial(self._store_all, drafts))
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the drafts are tried one by one
             if len(drafts) == 1:
-                return [exc]
+                return [_logged(exc, drafts[0])]
             log.warning("articles=%d outcome=batch-failed error=%r; storing them one by one", len(drafts), str(exc))
         outcomes: list[Outcome] = []
         for draft in drafts:
             try:
                 outcomes.append(self._in_session(partial(self._store, draft)))
-            except SQLAlchemyError as exc:
-                outcomes.append(exc)
+            except Exception as exc:  # noqa: BLE001 - this draft's outcome, handed to its feed
+                outcomes.append(_logged(exc, draft))
         return outcomes
 
     def _in_session(self, work: Callable[[Session], T]) -> T:
@@ -131,3 +132,9 @@ def _retrieved(future: asyncio.Future[Stored]) -> None:
     # A feed that stopped waiting never reads its outcome; asyncio would log it as never retrieved.
     if not future.cancelled():
         future.exception()
+
+
+def _logged(exc: Exception, draft: ArticleDraft) -> Exception:
+    if not isinstance(exc, SQLAlchemyError):  # the database's refusals are the feed's to report; a bug is ours
+        log.error("url=%s outcome=store-crashed", draft.url, exc_info=exc)
+    return exc

@@ -72,7 +72,8 @@ def take_write_lock(session: Session) -> None:
 
 def insert_new(session: Session, model: type[Any], **values: Any) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING: the new row's id, or None when a unique constraint already holds
-    these values (another worker may have stored them a moment earlier)."""
+    these values (another worker may have stored them a moment earlier). Values are bound as they are
+    (no SQL expressions such as func.now())."""
     statement = _insert_new_statement(model.__table__, tuple(values), session.get_bind().dialect.name)
     result: int | None = session.execute(statement, values).scalar_one_or_none()
     return result

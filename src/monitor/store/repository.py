@@ -143,7 +143,9 @@ def add_article(
     )
     stories.lock_stories(session)
     if draft.fingerprint:
-        original = stories.find_original(session, fingerprint=draft.fingerprint, title=draft.title)
+        original = stories.find_original(
+            session, fingerprint=draft.fingerprint, title=draft.title, canonical_url=draft.canonical_url
+        )
         if original is not None:
             linked = stories.add_copy(session, draft=draft, article_id=original)
             return (Stored.COPY, original) if linked else (Stored.KNOWN, None)

@@ -59,10 +59,14 @@ def lock_stories(session: Session) -> None:
         take_write_lock(session)
 
 
-def find_original(session: Session, *, fingerprint: str, title: str) -> int | None:
-    """The stored article whose text this is (same fingerprint, same headline), if any."""
+def find_original(session: Session, *, fingerprint: str, title: str, canonical_url: str) -> int | None:
+    """The stored article whose text this is (same fingerprint, same headline), if any: another article,
+    not this very one stored before (same URL), which is no copy of itself."""
     rows = session.execute(
-        select(Article.id, Article.title).where(Article.content_hash == fingerprint).order_by(Article.id).limit(10)
+        select(Article.id, Article.title)
+        .where(Article.content_hash == fingerprint, Article.canonical_url != canonical_url)
+        .order_by(Article.id)
+        .limit(10)
     ).all()
     return next((row.id for row in rows if same_title(row.title, title)), None)
 
