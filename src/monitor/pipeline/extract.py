@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
-MAX_TASKS = 1000  # pages (or feeds) a worker handles before a fresh one takes its place
+MAX_TASKS = 10_000  # pages (or feeds) a worker handles before a fresh one takes its place
 BLOCK_TAGS = ("p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote")
 
 
@@ -142,14 +142,14 @@ class Extractor:
 
     def _ensure_pool(self) -> ProcessPool:
         if self._pool is None:
-            # forkserver: workers never inherit the scheduler's or the HTTP client's threads.
-            # max_tasks: a worker is replaced after that many pages (about 0.2 s to start one), so whatever
-            # trafilatura or lxml keep between pages cannot pile up over months of polling.
-            self._pool = ProcessPool(
-                max_workers=self.workers,
-                max_tasks=self.max_tasks,
-                context=multiprocessing.get_context("forkserver"),
-            )
+            # forkserver: workers never inherit the scheduler's or the HTTP client's threads. The server
+            # imports the extraction stack once (when it is not running yet), so a new worker starts with it.
+            # max_tasks: a worker is replaced after that many tasks, so whatever trafilatura or lxml keep
+            # between pages cannot pile up over months of polling (over 10,000 pages none did: see
+            # bench/README.md, "Extraction workers' memory").
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["monitor.pipeline.prepare"])
+            self._pool = ProcessPool(max_workers=self.workers, max_tasks=self.max_tasks, context=context)
         return self._pool
 
 
