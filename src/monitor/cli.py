@@ -78,7 +78,8 @@ def db_upgrade(ctx: click.Context) -> None:
 @common_options
 @click.pass_context
 def db_reindex(ctx: click.Context) -> None:
-    """Rebuild the full-text search index from the stored titles and texts.
+    """Rebuild the full-text search index from the stored titles and texts, and the per-day id ranges
+    that date filters use.
 
     The index is kept up to date as articles arrive, and articles missing from it (an upgraded database)
     are added at the start of every poll and by the service; rebuild it all if search seems to miss

@@ -237,7 +237,6 @@ class Service:
             tagger=self.tagger,
             enrichment=self._enrichment,
             writer=self._writer,
-            story_window=self.options.story_window,
             worker=self.worker,
             metrics=self.metrics,
         )

@@ -127,7 +127,6 @@ async def poll_feeds(
                     tagger=tagger,
                     enrichment=enrichment,
                     writer=writer,
-                    story_window=story_window,
                     worker=worker,
                     metrics=metrics,
                 )
@@ -211,34 +210,16 @@ async def refresh_feed(
     in_flight: set[str] | None = None,
     tagger: Tagger | None = None,
     enrichment: Enrichment | None = None,
-    writer: ArticleWriter | None = None,
-    story_window: timedelta = stories.DEFAULT_WINDOW,
+    writer: ArticleWriter,
     worker: str | None = None,
     metrics: Metrics | None = None,
 ) -> FeedSummary:
     """Fetch one feed, store its new entries, then record the fetch (validators last; the lease ends).
 
     in_flight holds the canonical URLs other feeds of this pass are already fetching: a story carried by
-    five outlets is downloaded once. writer is the pass's article writer (one of its own otherwise);
-    enrichment is the tagger's with its story vectoriser (built from tagger otherwise).
+    five outlets is downloaded once. writer is the article writer every feed in hand shares (it knows the
+    story window); enrichment is the tagger's with its story vectoriser (built from tagger otherwise).
     """
-    if writer is None:
-        async with ArticleWriter(database, window=story_window) as own:
-            return await refresh_feed(
-                feed,
-                database=database,
-                fetcher=fetcher,
-                extractor=extractor,
-                clock=clock,
-                should_stop=should_stop,
-                in_flight=in_flight,
-                tagger=tagger,
-                enrichment=enrichment,
-                writer=own,
-                story_window=story_window,
-                worker=worker,
-                metrics=metrics,
-            )
     started = clock()
     enrichment = enrichment or Enrichment(tagger)
     if feed.kind == "sitemap":
