@@ -12,10 +12,12 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     Integer,
     Select,
+    Table,
     Text,
     Update,
     and_,
@@ -31,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from monitor.model import ArticleDraft, Extraction, StoryFeatures
 from monitor.pipeline.dedupe import same_title
@@ -108,7 +110,7 @@ def assign_story(
         ).scalar_one()
     else:
         _joined(session, story_id=story_id, article_id=article_id, at=at, full_text=full_text)
-    session.execute(update(Article).where(Article.id == article_id).values(story_id=story_id))
+    session.execute(_SET_STORY, {"article_id": article_id, "story_id": story_id})
     if features is not None:
         _insert_keys(session, article_id=article_id, features=features, at=at)  # its vector came with its row
     return story_id
@@ -204,29 +206,41 @@ def _candidates_statement() -> Select[tuple[int | None, str | None, datetime]]:
 def _take_over_statement() -> Update:
     """The new article becomes the representative unless the current one is a full text and the new one
     is not, or both are alike and the current one is not later."""
-    current = aliased(Article)
-    current_full = case((current.extraction == Extraction.PAGE.value, 1), else_=0)
+    # On the tables, not the mapped classes: an ORM UPDATE would also work out which loaded objects to
+    # refresh, which cost more than the statement.
+    stories, current = _table(Story), _table(Article).alias("current")
+    current_full = case((current.c.extraction == Extraction.PAGE.value, 1), else_=0)
     full = bindparam("full", type_=Integer())
     keeps = (
-        select(current.id)
+        select(current.c.id)
         .where(
-            current.id == Story.representative_id,
+            current.c.id == stories.c.representative_id,
             or_(
                 current_full > full,
                 and_(
                     current_full == full,
-                    func.coalesce(current.published_at, current.fetched_at) <= bindparam("at", type_=UTCDateTime()),
+                    func.coalesce(current.c.published_at, current.c.fetched_at) <= bindparam("at", type_=UTCDateTime()),
                 ),
             ),
         )
         .exists()
     )
     return (
-        update(Story)
-        .where(Story.id == bindparam("story_id", type_=Integer()), ~keeps)
+        update(stories)
+        .where(stories.c.id == bindparam("story_id", type_=Integer()), ~keeps)
         .values(representative_id=bindparam("article_id", type_=Integer()))
     )
 
 
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
 _CANDIDATES = _candidates_statement()
 _TAKE_OVER = _take_over_statement()
+_SET_STORY = (
+    update(_table(Article))
+    .where(_table(Article).c.id == bindparam("article_id", type_=Integer()))
+    .values(story_id=bindparam("story_id", type_=Integer()))
+)
