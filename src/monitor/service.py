@@ -234,7 +234,6 @@ class Service:
             fetcher=self._fetcher,
             extractor=self._extractor,
             should_stop=self._abandon.is_set,
-            tagger=self.tagger,
             enrichment=self._enrichment,
             writer=self._writer,
             worker=self.worker,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from monitor.model import ArticleDraft, ExtractedArticle, Extraction, ParsedEntry
 from monitor.pipeline.dedupe import text_fingerprint
@@ -54,7 +55,11 @@ class Enrichment:
     def __init__(self, tagger: Tagger | None) -> None:
         self.tagger = tagger
         self.vectoriser = story_vectoriser(tagger)
-        self.watchlist = Watchlist.of(tagger)
+
+    @cached_property
+    def watchlist(self) -> Watchlist:
+        """What the jobs carry to the workers (pickled when first asked for: a worker never needs it)."""
+        return Watchlist.of(self.tagger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +88,14 @@ def story_vectoriser(tagger: Tagger | None) -> Vectoriser:
 
 
 _built: Enrichment | None = None  # a worker's Enrichment: one at a time, so memory does not grow
+_built_key = ""  # the fingerprint of the watchlist it was built from
 
 
 def prepare_in_worker(job: PageJob, watchlist: Watchlist) -> Prepared:
     """prepare() in an extraction worker, with the worker's copy of the watchlist."""
-    global _built
-    if _built is None or _built.watchlist.key != watchlist.key:
-        _built = watchlist.build()
+    global _built, _built_key
+    if _built is None or _built_key != watchlist.key:
+        _built, _built_key = watchlist.build(), watchlist.key
     return prepare(job, _built)
 
 

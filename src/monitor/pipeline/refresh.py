@@ -124,7 +124,6 @@ async def poll_feeds(
                     clock=clock,
                     should_stop=should_stop,
                     in_flight=in_flight,
-                    tagger=tagger,
                     enrichment=enrichment,
                     writer=writer,
                     worker=worker,
@@ -208,8 +207,7 @@ async def refresh_feed(
     clock: Clock = utcnow,
     should_stop: Callable[[], bool] = _never,
     in_flight: set[str] | None = None,
-    tagger: Tagger | None = None,
-    enrichment: Enrichment | None = None,
+    enrichment: Enrichment,
     writer: ArticleWriter,
     worker: str | None = None,
     metrics: Metrics | None = None,
@@ -217,11 +215,10 @@ async def refresh_feed(
     """Fetch one feed, store its new entries, then record the fetch (validators last; the lease ends).
 
     in_flight holds the canonical URLs other feeds of this pass are already fetching: a story carried by
-    five outlets is downloaded once. writer is the article writer every feed in hand shares (it knows the
-    story window); enrichment is the tagger's with its story vectoriser (built from tagger otherwise).
+    five outlets is downloaded once. enrichment is the watchlist's tagger with its story vectoriser, and
+    writer the article writer every feed in hand shares (it knows the story window).
     """
     started = clock()
-    enrichment = enrichment or Enrichment(tagger)
     if feed.kind == "sitemap":
         # A sitemap index often stays the same (a 304) while its child sitemaps fill up: always read it.
         result = await fetcher.fetch_feed(feed.url)
