@@ -92,6 +92,16 @@ def _draft(source_id: int, number: int) -> ArticleDraft:
     return prepare(job, Enrichment(None)).draft
 
 
+def _store_together(database: Database, drafts: list[ArticleDraft]) -> list[Stored | BaseException]:
+    """Hand every draft to one writer at once, as the feeds of a pass do; each draft's outcome."""
+
+    async def store_all() -> list[Stored | BaseException]:
+        async with ArticleWriter(database) as writer:
+            return await asyncio.gather(*(writer.store(d) for d in drafts), return_exceptions=True)
+
+    return asyncio.run(store_all())
+
+
 def test_the_writer_stores_many_feeds_articles_in_few_transactions(database: Database) -> None:
     source_id = _source(database, "wire")
     drafts = [_draft(source_id, number) for number in range(120)]
@@ -115,12 +125,7 @@ def test_a_draft_the_database_refuses_costs_only_itself(database: Database) -> N
     good = [_draft(source_id, number) for number in range(10)]
     orphan = _draft(source_id + 1000, 99)  # no such source: the foreign key refuses it
 
-    async def store_all() -> list[Stored | BaseException]:
-        async with ArticleWriter(database) as writer:
-            drafts = [*good[:5], orphan, *good[5:]]
-            return await asyncio.gather(*(writer.store(d) for d in drafts), return_exceptions=True)
-
-    outcomes = asyncio.run(store_all())
+    outcomes = _store_together(database, [*good[:5], orphan, *good[5:]])
 
     assert isinstance(outcomes[5], SQLAlchemyError)
     assert outcomes[:5] + outcomes[6:] == [Stored.NEW] * 10
@@ -134,12 +139,7 @@ def test_a_draft_that_trips_a_bug_in_storing_costs_only_itself(database: Databas
     good = [_draft(source_id, number) for number in range(6)]
     broken = replace(_draft(source_id, 99), tags=(None,))  # type: ignore[arg-type]  # no TagMatch: an AttributeError
 
-    async def store_all() -> list[Stored | BaseException]:
-        async with ArticleWriter(database) as writer:
-            drafts = [*good[:3], broken, *good[3:]]
-            return await asyncio.gather(*(writer.store(d) for d in drafts), return_exceptions=True)
-
-    outcomes = asyncio.run(store_all())
+    outcomes = _store_together(database, [*good[:3], broken, *good[3:]])
 
     assert isinstance(outcomes[3], AttributeError)
     assert outcomes[:3] + outcomes[4:] == [Stored.NEW] * 6
