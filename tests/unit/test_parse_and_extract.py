@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,17 @@ def test_the_page_fills_in_what_the_feed_item_lacks_and_the_feed_item_wins_other
     assert (from_feed.title, from_feed.author, from_feed.published_at) == ("Feed's headline", "Feed Desk", when)
     assert from_feed.text == from_page.text
     assert from_feed.language == from_page.language == "en"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES.glob("*.html")), ids=lambda path: path.stem)
+def test_title_or_author_read_alone_match_the_whole_metadata_pass(page: Path) -> None:
+    body = page.read_bytes()
+    whole = extract_article(body, "https://x.org/a")
+    author = extract_article(body, "https://x.org/a", fields={"author"})
+    title = extract_article(body, "https://x.org/a", fields={"title"})
+
+    assert (author.author, title.title, author.text) == (whole.author, whole.title, whole.text)
+    assert author.published_at is None  # the date was not asked for: its pass (htmldate) did not run
 
 
 def test_summary_html_becomes_plain_text() -> None:

@@ -109,9 +109,10 @@ def prepare(job: PageJob, enrichment: Enrichment) -> Prepared:
     if job.body is not None:
         began = time.monotonic()
         try:
-            # The page's title, author and date are needed only where the feed item lacks one of them.
-            metadata = not (entry.title and entry.author and entry.published_at)
-            article = extract_article(decode_html(job.body, job.content_type)[0], url=job.page_url, metadata=metadata)
+            # The page's title, author and date are read only where the feed item lacks them.
+            lacking = {"title": entry.title, "author": entry.author, "date": entry.published_at}
+            fields = frozenset(field for field, value in lacking.items() if not value)
+            article = extract_article(decode_html(job.body, job.content_type)[0], url=job.page_url, fields=fields)
         except ExtractionError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any parser failure is this page's outcome
