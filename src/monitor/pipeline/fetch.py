@@ -26,8 +26,9 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from monitor.model import FetchOutcome, FetchResult
-from monitor.pipeline.guard import AddressPolicy, AddressRefusedError, GuardedBackend
+from monitor.pipeline.guard import AddressPolicy, AddressRefusedError
 from monitor.pipeline.robots import RobotsCache, RobotsRules, robots_url, rules_from_response
+from monitor.pipeline.transport import PerHostTransport
 from monitor.settings import DEFAULT_USER_AGENT, is_http_url
 
 log = logging.getLogger(__name__)
@@ -101,16 +102,8 @@ class Fetcher:
         self.user_agent = user_agent
         self.limits = limits or FetchLimits()
         self.robots = robots if robots is not None else RobotsCache()
-        transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=self.limits.max_connections,
-                max_keepalive_connections=self.limits.max_connections,
-            )
-        )
-        # httpx takes no network backend of its own yet (encode/httpx#3180): put the guard under its pool.
-        transport._pool._network_backend = GuardedBackend(policy or AddressPolicy())
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=PerHostTransport(policy=policy or AddressPolicy(), per_host=self.limits.per_host),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout),
             follow_redirects=False,
