@@ -79,9 +79,16 @@ def test_matches_inflections_and_avoids_traps(tagger: Tagger, text: str, expecte
     assert _ids(tagger, text) == expected
 
 
-def test_mentions_point_into_the_original_text(tagger: Tagger) -> None:
-    text = "Straße nach ﬁnal: Турция и Туркменистан, then Ashgabat."
-
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Straße nach ﬁnal: Турция и Туркменистан, then Ashgabat.",  # letters that fold into two
+        "Wait… ½ of it… ™: Туркменистан, then Ashgabat…",  # compatibility forms that fold into several
+        "Cafe\u0301 Ku\u0308che: Туркменистан, then Ashgabat.",  # decomposed letters composed by folding
+    ],
+    ids=["expanding", "compatibility", "decomposed"],
+)
+def test_mentions_point_into_the_original_text(tagger: Tagger, text: str) -> None:
     (match,) = tagger.tag(text)
 
     assert [text[m.start : m.end] for m in match.mentions] == ["Туркменистан", "Ashgabat"]

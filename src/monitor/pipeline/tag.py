@@ -9,6 +9,7 @@ English ones with an optional plural or possessive. Demonyms are weak: "Iraqi Tu
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -225,11 +226,20 @@ def _foreign_people(folded: str, start: int, end: int) -> bool:
 
 
 def _fold_with_offsets(text: str) -> tuple[str, Callable[[int], int]]:
+    """The folded text, and a map from an index in it back to the original text."""
+    if text.isascii():  # NFKC leaves ASCII as it is, and case-folding it is lower-casing
+        return text.lower(), lambda index: index
     folded = _fold(text)
-    if len(folded) == len(text):
-        return folded, lambda index: index
-    # Rare: a character folded into several (ß -> ss) or a decomposed letter (u + combining diaeresis)
-    # composed into one. Fold a base character with its combining marks as a unit, to keep offsets.
+    table = {ord(char): _fold(char) for char in set(text)}
+    if text.translate(table) == folded:
+        # The usual case: every character folds on its own. Only those that fold into more or fewer
+        # characters (ß -> ss, … -> ...) move the offsets; find where they are and step over them.
+        uneven = "".join(chr(code) for code, piece in table.items() if len(piece) != 1)
+        if not uneven:
+            return folded, lambda index: index
+        return folded, _offsets_over(text, table, re.compile("[" + re.escape(uneven) + "]"))
+    # Rare: a decomposed letter (u + combining diaeresis) composed into one. Fold a base character with
+    # its combining marks as a unit, to keep offsets.
     pieces: list[str] = []
     starts: list[int] = []
     cluster_start = 0
@@ -242,6 +252,30 @@ def _fold_with_offsets(text: str) -> tuple[str, Callable[[int], int]]:
         cluster_start = position
     starts.append(len(text))
     return "".join(pieces), lambda index: starts[min(index, len(starts) - 1)]
+
+
+def _offsets_over(text: str, table: dict[int, str], uneven: re.Pattern[str]) -> Callable[[int], int]:
+    """Folded index -> original index, where the characters `uneven` finds fold into other than one."""
+    folded_starts: list[int] = []  # where each uneven character's folding starts in the folded text
+    originals: list[int] = []  # and where the character is in the original
+    widths: list[int] = []
+    shift = 0
+    for match in uneven.finditer(text):
+        width = len(table[ord(match.group())])
+        folded_starts.append(match.start() + shift)
+        originals.append(match.start())
+        widths.append(width)
+        shift += width - 1
+
+    def original(index: int) -> int:
+        at = bisect.bisect_right(folded_starts, index) - 1
+        if at < 0:
+            return index
+        past = index - folded_starts[at] - widths[at]
+        # Inside a character's folding (the second s of ß): that character.
+        return originals[at] if past < 0 else originals[at] + 1 + past
+
+    return original
 
 
 def _lead_end(text: str) -> int:
