@@ -244,6 +244,15 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat (fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def descendants(root: int) -> set[int]:
     """Every process below root (pebble's workers hang under the forkserver, itself a child of root)."""
     parents: dict[int, int] = {}
@@ -273,6 +282,7 @@ class MemorySampler:
         self.exclude = exclude
         self.main_kib = 0
         self.worker_hwm: dict[int, int] = {}
+        self.worker_cpu: dict[int, float] = {}  # CPU seconds each worker had used when last seen
         self._workers: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -285,6 +295,7 @@ class MemorySampler:
             hwm = _status_kib(pid, "VmHWM")
             if hwm:
                 self.worker_hwm[pid] = max(self.worker_hwm.get(pid, 0), hwm)
+                self.worker_cpu[pid] = max(self.worker_cpu.get(pid, 0.0), _cpu_seconds(pid))
 
     def _loop(self) -> None:
         samples = 0
@@ -333,7 +344,7 @@ def poll_once(
         configs = feed_configs(layout, port)
         tagger = Tagger(load_tags(workdir))  # as `monitor poll` does: the packaged watchlist
         summaries: list[FeedSummary] = []
-        control(port)
+        server_cpu = control(port)["cpu"]
         gc.collect()
         with MemorySampler(exclude=server_pid) as memory, Extractor() as extractor:
 
@@ -354,9 +365,15 @@ def poll_once(
             started, cpu = time.perf_counter(), time.process_time()
             asyncio.run(run())
             seconds = time.perf_counter() - started
-            print(f"  main process CPU during the poll: {time.process_time() - cpu:.1f} s", flush=True)
             memory._sample(find_workers=True)  # the workers' high-water marks, before the pool closes
+            main_cpu = time.process_time() - cpu
         stats = control(port)
+        print(
+            f"  CPU during the poll: main process {main_cpu:.1f} s, extraction workers "
+            f"{sum(memory.worker_cpu.values()):.1f} s (the pool starts with the poll), "
+            f"page server {stats['cpu'] - server_cpu:.1f} s",
+            flush=True,
+        )
         return seconds, memory, check(database, layout, summaries, stats)
     finally:
         database.dispose()
