@@ -56,6 +56,7 @@ class SeenRequest:
     headers: dict[str, str]
     started: float = 0.0  # time.monotonic() when it arrived
     status: int | None = None  # what the server answered; None for a reset
+    client_port: int = 0  # the client's end of the connection: one port per connection
 
 
 class FeedServer:
@@ -79,7 +80,12 @@ class FeedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                seen = SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                seen = SeenRequest(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    time.monotonic(),
+                    client_port=self.client_address[1],
+                )
                 with server._lock:
                     server.requests.append(seen)
                     server.in_flight += 1

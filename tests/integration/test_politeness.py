@@ -85,6 +85,22 @@ def test_different_hosts_are_not_serialised_behind_each_other(server: FeedServer
         other.close()
 
 
+def test_each_host_is_asked_over_at_most_per_host_connections_kept_alive(server: FeedServer) -> None:
+    other = FeedServer(host="127.0.0.2")
+    try:
+        urls = [s.add(f"/feed/{n}.xml", rss2([]), content_type=RSS) for n in range(8) for s in (server, other)]
+
+        results = fetch_all(FetchLimits(per_host=2, host_delay=0), *urls)
+
+        assert [r.outcome for r in results] == [FetchOutcome.OK] * 16
+        for host in (server, other):
+            connections = {request.client_port for request in host.requests}
+            assert len(host.requests) == 8
+            assert 1 <= len(connections) <= 2, connections  # eight requests, over one or two reused connections
+    finally:
+        other.close()
+
+
 def next_poll_after(database: Database, name: str) -> timedelta:
     """How long after its last poll started the feed is due again."""
     recorded = state(database, name)
