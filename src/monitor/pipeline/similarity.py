@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -102,9 +103,11 @@ class Vectoriser:
 
 def similarity(a: StoryFeatures, b: StoryFeatures) -> float:
     """Cosine of two articles' vectors (both are unit length)."""
-    small, large = (a.vector, b.vector) if len(a.vector) <= len(b.vector) else (b.vector, a.vector)
-    # The terms they share, in the small vector's order: the same sum as over every term, at half the cost.
-    return sum(weight * large[term] for term, weight in small.items() if term in large)
+    first, second = a.vector, b.vector
+    # Over the terms they share only (a set intersection, in C): the same sum as over every term. fsum:
+    # exact, so the set's order (it changes with string hashing between runs) cannot move a score.
+    shared = first.keys() & second.keys()
+    return math.fsum(map(operator.mul, map(first.__getitem__, shared), map(second.__getitem__, shared)))
 
 
 def best_story(

@@ -66,6 +66,7 @@ _NOT_FACET = re.compile(r"[^0-9a-z]")
 # Outside the ORM's metadata: a virtual table (SQLite) or a table only one backend has.
 _metadata = MetaData()
 _fts = Table("article_fts", _metadata, Column("rowid", Integer), Column("title"), Column("body"), Column("facets"))
+_FTS_INSERT = _fts.insert()  # composed once: values come as parameters
 _pg = Table(
     "article_search",
     _metadata,
@@ -140,7 +141,7 @@ def query_facets(
 def add(session: Session, *, article_id: int, doc: Document) -> None:
     """Put an article in the index (once: the caller marks it search_indexed)."""
     if _is_sqlite(session):
-        session.execute(_fts.insert().values(rowid=article_id, title=doc.title, body=doc.body, facets=doc.facets))
+        session.execute(_FTS_INSERT, {"rowid": article_id, "title": doc.title, "body": doc.body, "facets": doc.facets})
     else:
         # A trigger copies the article's date and language beside it (migration 0008), so that a search
         # filtered by them need not read the article (see matching).

@@ -44,6 +44,7 @@ from monitor.store.schema import Article, ArticleCopy, Story, StoryKey, UTCDateT
 DEFAULT_WINDOW = timedelta(days=7)
 CANDIDATE_LIMIT = 40  # the articles sharing most index terms with the new one are compared in full
 _LOCK_KEY = 0x6D6F6E73746F7279  # "monstory": PostgreSQL advisory lock serialising story assignment
+_LOCKED_BY = "monitor.stories.locked_by"  # session.info: the transaction that holds the story lock
 
 Features = Callable[[str, str], StoryFeatures]
 
@@ -55,21 +56,19 @@ def lock_stories(session: Session) -> None:
     stories. PostgreSQL: a transaction-level advisory lock. SQLite: a write, which takes the database's
     single write lock before anything is read.
     """
+    if session.info.get(_LOCKED_BY) is session.get_transaction() is not None:
+        return  # taken earlier in this transaction: a batch of articles takes it once
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     else:
         take_write_lock(session)
+    session.info[_LOCKED_BY] = session.get_transaction()
 
 
 def find_original(session: Session, *, fingerprint: str, title: str, canonical_url: str) -> int | None:
     """The stored article whose text this is (same fingerprint, same headline), if any: another article,
     not this very one stored before (same URL), which is no copy of itself."""
-    rows = session.execute(
-        select(Article.id, Article.title)
-        .where(Article.content_hash == fingerprint, Article.canonical_url != canonical_url)
-        .order_by(Article.id)
-        .limit(10)
-    ).all()
+    rows = session.execute(_ORIGINALS, {"fingerprint": fingerprint, "canonical_url": canonical_url}).all()
     return next((row.id for row in rows if same_title(row.title, title)), None)
 
 
@@ -125,9 +124,8 @@ def index_article(session: Session, *, article_id: int, features: StoryFeatures,
 
 def _insert_keys(session: Session, *, article_id: int, features: StoryFeatures, at: datetime) -> None:
     if features.keys and features.comparable:
-        session.execute(
-            insert(StoryKey), [{"key": key, "at": at, "article_id": article_id} for key in dict.fromkeys(features.keys)]
-        )
+        rows = [{"key": key, "at": at, "article_id": article_id} for key in dict.fromkeys(features.keys)]
+        session.execute(_INSERT_KEYS, rows)
 
 
 def index_missing(session: Session, *, features: Features, limit: int = 500) -> int:
@@ -185,21 +183,23 @@ def _joined(session: Session, *, story_id: int, article_id: int, at: datetime, f
 
 # Built once: composing a statement costs more than running it on this path (once per stored article).
 def _candidates_statement() -> Select[tuple[int | None, str | None, datetime]]:
-    """The articles sharing most index keys with a new one within the window: their story, vector, time."""
+    """The articles sharing most index keys with a new one within the window: their story, vector, time.
+    On the tables: rows, not ORM entities, are wanted, and the ORM's result handling cost a third of it."""
+    keys, articles = _table(StoryKey), _table(Article)
     shared = (
-        select(StoryKey.article_id, func.max(StoryKey.at).label("at"))
+        select(keys.c.article_id, func.max(keys.c.at).label("at"))
         .where(
-            StoryKey.key.in_(bindparam("keys", expanding=True)),
-            StoryKey.at >= bindparam("earliest", type_=UTCDateTime()),
-            StoryKey.at <= bindparam("latest", type_=UTCDateTime()),
+            keys.c.key.in_(bindparam("keys", expanding=True)),
+            keys.c.at >= bindparam("earliest", type_=UTCDateTime()),
+            keys.c.at <= bindparam("latest", type_=UTCDateTime()),
         )
-        .group_by(StoryKey.article_id)
-        .order_by(func.count().desc(), StoryKey.article_id.desc())
+        .group_by(keys.c.article_id)
+        .order_by(func.count().desc(), keys.c.article_id.desc())
         .limit(CANDIDATE_LIMIT)
         .subquery()
     )
-    return select(Article.story_id, cast(Article.story_vector, Text).label("vector"), shared.c.at).join(
-        shared, shared.c.article_id == Article.id
+    return select(articles.c.story_id, cast(articles.c.story_vector, Text).label("vector"), shared.c.at).join(
+        shared, shared.c.article_id == articles.c.id
     )
 
 
@@ -237,6 +237,16 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+_ORIGINALS = (
+    select(_table(Article).c.id, _table(Article).c.title)
+    .where(
+        _table(Article).c.content_hash == bindparam("fingerprint"),
+        _table(Article).c.canonical_url != bindparam("canonical_url"),
+    )
+    .order_by(_table(Article).c.id)
+    .limit(10)
+)
+_INSERT_KEYS = insert(_table(StoryKey))  # an executemany of the table's own INSERT, not the ORM's bulk insert
 _CANDIDATES = _candidates_statement()
 _TAKE_OVER = _take_over_statement()
 _SET_STORY = (
