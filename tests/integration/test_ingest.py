@@ -120,6 +120,26 @@ def test_the_writer_stores_many_feeds_articles_in_few_transactions(database: Dat
         assert session.scalar(select(func.count()).select_from(Article)) == 120
 
 
+def test_drafts_arriving_one_by_one_share_transactions(database: Database) -> None:
+    source_id = _source(database, "wire")
+    drafts = [_draft(source_id, number) for number in range(30)]
+
+    async def store_all() -> tuple[list[Stored], int]:
+        async with ArticleWriter(database) as writer:
+
+            async def arrive(draft: ArticleDraft, after: float) -> Stored:
+                await asyncio.sleep(after)  # pages come back from the workers a few milliseconds apart
+                return await writer.store(draft)
+
+            outcomes = await asyncio.gather(*(arrive(d, 0.005 * n) for n, d in enumerate(drafts)))
+            return outcomes, writer.batches
+
+    outcomes, batches = asyncio.run(store_all())
+
+    assert outcomes == [Stored.NEW] * 30
+    assert batches <= 4  # a transaction each would be 30: the first draft of a batch waits for the next ones
+
+
 def test_a_draft_the_database_refuses_costs_only_itself(database: Database) -> None:
     source_id = _source(database, "wire")
     good = [_draft(source_id, number) for number in range(10)]

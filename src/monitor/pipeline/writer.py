@@ -28,6 +28,9 @@ from monitor.store.db import Database
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64  # articles per transaction at most: the story lock is held while a batch is written
+# How long the first draft of a batch waits for others. Pages arrive one by one, each a few milliseconds
+# after the last, and the writer, faster than that, would otherwise write them a transaction each.
+LINGER_SECONDS = 0.1
 
 Outcome = Stored | Exception  # an Exception: this draft was not stored (SQLAlchemyError: the database said no)
 T = TypeVar("T")
@@ -37,11 +40,17 @@ class ArticleWriter:
     """Store drafts in batches on one worker thread; use as an async context manager."""
 
     def __init__(
-        self, database: Database, *, window: timedelta = stories.DEFAULT_WINDOW, batch_size: int = BATCH_SIZE
+        self,
+        database: Database,
+        *,
+        window: timedelta = stories.DEFAULT_WINDOW,
+        batch_size: int = BATCH_SIZE,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         self.database = database
         self.window = window
         self.batch_size = batch_size
+        self.linger = linger
         self.batches = 0
         self._queue: asyncio.Queue[tuple[ArticleDraft, asyncio.Future[Stored]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -76,9 +85,11 @@ class ArticleWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             try:
+                if self.linger and self._queue.qsize() < self.batch_size - 1:
+                    await asyncio.sleep(self.linger)  # let the batch gather: a transaction per draft costs more
+                while len(batch) < self.batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
                 outcomes: Sequence[Outcome] = await asyncio.to_thread(self._write, [d for d, _ in batch])
             except asyncio.CancelledError:
                 for _, future in batch:
