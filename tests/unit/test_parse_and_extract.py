@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
 from monitor.model import ExtractedArticle, Extraction, ParsedEntry, ParsedFeed
+from monitor.pipeline import extract
 from monitor.pipeline.extract import ExtractionError, Extractor, extract_article, html_to_text
 from monitor.pipeline.parse import SITEMAP_MAX_ENTRIES, NotAFeedError, SitemapIndex, parse_feed, parse_sitemap
 from monitor.pipeline.prepare import Enrichment, PageJob, prepare
-from pollkit import kill_worker
+from pollkit import kill_worker, worker_pid
 
 ITEMS: list[dict[str, object]] = [
     {
@@ -139,6 +142,36 @@ def test_a_worker_that_dies_costs_its_page_and_is_replaced() -> None:
         with pytest.raises(ExtractionError, match="worker died"):
             asyncio.run(extractor.run_page(kill_worker))
         assert "Hart Island" in _extract(extractor, page, url="https://x.org/ok").text
+
+
+def test_workers_started_ahead_take_the_first_page() -> None:
+    page = (PAGES / "abc7news.com-Napa.html").read_bytes()
+    with Extractor(workers=1, max_tasks=2) as extractor:
+        extractor.start()
+        extractor.start()  # again while they start: still one pool
+        pids = [asyncio.run(extractor.run_page(worker_pid)) for _ in range(2)]
+        assert pids[0] == pids[1]  # starting took none of the worker's two tasks
+        assert "Lake Berryessa" in _extract(extractor, page, url="https://x.org/napa").text
+
+
+def test_a_close_calls_off_a_start_not_yet_under_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[threading.Thread] = []
+
+    class Late(threading.Thread):
+        def start(self) -> None:
+            held.append(self)  # the start() thread gets going only after the close
+
+    late_threads = SimpleNamespace(Thread=Late, Lock=threading.Lock, Event=threading.Event)
+    monkeypatch.setattr(extract, "threading", late_threads)  # in the extraction module only
+    extractor = Extractor(workers=1)
+    extractor.start()
+    extractor.close()
+    for thread in held:
+        threading.Thread.start(thread)
+        thread.join()
+
+    assert held
+    assert extractor._pool is None  # no workers started behind the close, to be left running
 
 
 def _prepared(entry: ParsedEntry, page: bytes) -> ExtractedArticle:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -123,6 +124,9 @@ class Extractor:
         self.timeout = timeout
         self.max_tasks = max_tasks
         self._pool: ProcessPool | None = None
+        self._starting = threading.Lock()
+        self._running = threading.Event()  # the workers are up
+        self._generation = 0  # close() counts up
 
     def __enter__(self) -> Extractor:
         return self
@@ -143,11 +147,12 @@ class Extractor:
         """Run one page's work (a picklable function) in a worker; raise ExtractionError when it fails, overruns
         the timeout (the worker is killed and replaced) or its worker dies."""
         with self._failures_as_extraction_errors():
-            return await asyncio.wrap_future(self._ensure_pool().schedule(function, args=args, timeout=self.timeout))
+            pool = await self._running_pool()
+            return await asyncio.wrap_future(pool.schedule(function, args=args, timeout=self.timeout))
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run another CPU-heavy, picklable function (feed parsing) in the same workers; its errors pass through."""
-        future = self._ensure_pool().schedule(function, args=args, timeout=self.timeout)
+        future = (await self._running_pool()).schedule(function, args=args, timeout=self.timeout)
         try:
             return await asyncio.wrap_future(future)
         except FutureTimeout:
@@ -166,24 +171,54 @@ class Extractor:
         except Exception as exc:  # noqa: BLE001 - any parser failure is a per-page outcome
             raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from None
 
+    def start(self) -> None:
+        """Start the workers in the background, if they are not running: the forkserver takes about half a
+        second to import the extraction stack, time the caller can spend fetching feeds meanwhile."""
+        if not self._running.is_set():
+            thread = threading.Thread(target=self._start, args=(self._generation,), name="extractor-start", daemon=True)
+            thread.start()
+
     def close(self) -> None:
         """Stop the workers."""
-        if self._pool is not None:
-            self._pool.close()  # type: ignore[no-untyped-call]
-            self._pool.join()
-            self._pool = None
+        with self._starting:
+            self._generation += 1  # a start() whose thread has not begun yet is called off
+            if self._pool is not None:
+                self._pool.close()  # type: ignore[no-untyped-call]
+                self._pool.join()
+                self._pool = None
+            self._running.clear()
 
-    def _ensure_pool(self) -> ProcessPool:
-        if self._pool is None:
-            # forkserver: workers never inherit the scheduler's or the HTTP client's threads. The server
-            # imports the extraction stack once (when it is not running yet), so a new worker starts with it.
-            # max_tasks: a worker is replaced after that many tasks, so whatever trafilatura or lxml keep
-            # between pages cannot pile up over months of polling (over 10,000 pages none did: see
-            # bench/README.md, "Extraction workers' memory").
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor.pipeline.prepare"])
-            self._pool = ProcessPool(max_workers=self.workers, max_tasks=self.max_tasks, context=context)
-        return self._pool
+    async def _running_pool(self) -> ProcessPool:
+        if self._running.is_set() and self._pool is not None:
+            return self._pool
+        # Starting the workers blocks for a while: not on the event loop.
+        pool = await asyncio.to_thread(self._start)
+        assert pool is not None
+        return pool
+
+    def _start(self, generation: int | None = None) -> ProcessPool | None:
+        with self._starting:  # one pool, whether start() or the first page gets here first
+            if generation is not None and generation != self._generation:
+                return None  # closed before this start() got going: starting now would leak the workers
+            if self._pool is None:
+                self._pool = self._new_pool()
+            if not self._running.is_set():
+                # Asking pebble whether the pool is active starts its workers, as its first task would (a
+                # task would count against a worker's max_tasks).
+                if not self._pool.active:
+                    raise RuntimeError("the extraction pool did not start")
+                self._running.set()
+            return self._pool
+
+    def _new_pool(self) -> ProcessPool:
+        # forkserver: workers never inherit the scheduler's or the HTTP client's threads. The server imports
+        # the extraction stack once (when it is not running yet), so a new worker starts with it.
+        # max_tasks: a worker is replaced after that many tasks, so whatever trafilatura or lxml keep between
+        # pages cannot pile up over months of polling (over 10,000 pages none did: see bench/README.md,
+        # "Extraction workers' memory").
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["monitor.pipeline.prepare"])
+        return ProcessPool(max_workers=self.workers, max_tasks=self.max_tasks, context=context)
 
 
 def _extract_bytes(body: bytes, url: str, content_type: str | None) -> ExtractedArticle:

@@ -97,6 +97,7 @@ async def poll_feeds(
     """One pass: mirror the config, index any article the story index lacks, then lease the named, all, or
     due feeds (those no other worker is polling) and refresh them, several at a time."""
     now = clock()
+    extractor.start()  # its workers start while the config is mirrored and the first feeds are fetched
     worker = worker or worker_id("poll")
     enrichment = Enrichment(tagger)
     await sync_config(database, feeds=feeds, tagger=tagger)
