@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -26,9 +27,8 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from monitor.model import FetchOutcome, FetchResult
-from monitor.pipeline.guard import AddressPolicy, AddressRefusedError
+from monitor.pipeline.guard import AddressPolicy, AddressRefusedError, GuardedBackend
 from monitor.pipeline.robots import RobotsCache, RobotsRules, robots_url, rules_from_response
-from monitor.pipeline.transport import PerHostTransport
 from monitor.settings import DEFAULT_USER_AGENT, is_http_url
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,40 @@ class _HostGate:
             finally:
                 # Also `delay` after this request ends: a slow answer must not let the next one follow at once.
                 self._next_start = max(self._next_start, loop.time() + self.delay)
+
+
+class PerHostTransport(httpx.AsyncBaseTransport):
+    """Routes each request to its origin's own pool of at most `per_host` connections, kept alive between requests.
+
+    httpcore's pool re-examines every pooled connection each time a request enters or leaves it, polling each
+    idle socket and counting idle connections once per connection (encode/httpcore#1035, open): with the
+    dozens of hosts one pass visits, that bookkeeping cost more CPU than reading the answers. A pool per host
+    holds only the host's own few connections; the overall bound on connections stays the Fetcher's. All
+    pools share one TLS context, and every connection goes through the address guard.
+    """
+
+    def __init__(self, *, policy: AddressPolicy, per_host: int) -> None:
+        self._backend = GuardedBackend(policy)
+        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self._tls: ssl.SSLContext | None = None
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()  # loading the CA bundle takes a while: once, when first needed
+            pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=self._limits)
+            # httpx takes no network backend of its own yet (encode/httpx#3180): put the guard under its pool.
+            pool._pool._network_backend = self._backend
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 class Fetcher:
