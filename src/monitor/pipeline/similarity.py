@@ -43,7 +43,7 @@ TOPIC_DAMPING = 0.35  # the watchlist's own words: shared by every article on th
 MAX_CHARS = 20_000  # the lead of a long text says what the event is
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:[-'’][^\W_]+)*")
-_SENTENCE_END = frozenset('.!?…:;"«»“”')
+_SENTENCE_BREAK = re.compile(r'[.!?…:;"«»“”\n]')  # in the gap before a word: it starts a sentence
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
 
@@ -61,10 +61,11 @@ class Vectoriser:
         in_body: Counter[str] = Counter()
         figures: set[str] = set()
         body_words = 0
+        stopwords = self._stopwords
         for part, is_title in ((title, True), (text[:MAX_CHARS], False)):
             for word, capitalised in _tokens(part):
                 folded = word.casefold()
-                if folded in self._stopwords:
+                if folded in stopwords:
                     continue
                 if folded[0].isdigit():
                     if _YEAR.fullmatch(folded) or len(folded) == 1:
@@ -143,8 +144,8 @@ def _tokens(text: str) -> Iterable[tuple[str, bool]]:
     previous_end = 0
     for match in _WORD.finditer(text):
         word = match.group()
-        gap = text[previous_end : match.start()]
-        sentence_start = previous_end == 0 or any(char in _SENTENCE_END for char in gap) or "\n" in gap
+        start = match.start()
+        sentence_start = previous_end == 0 or _SENTENCE_BREAK.search(text, previous_end, start) is not None
         previous_end = match.end()
         yield word, word[0].isupper() and not sentence_start
 
