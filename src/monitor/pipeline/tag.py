@@ -230,13 +230,13 @@ def _fold_with_offsets(text: str) -> tuple[str, Callable[[int], int]]:
     if text.isascii():  # NFKC leaves ASCII as it is, and case-folding it is lower-casing
         return text.lower(), lambda index: index
     folded = _fold(text)
+    if len(folded) == len(text):
+        return folded, lambda index: index
     table = {ord(char): _fold(char) for char in set(text)}
     if text.translate(table) == folded:
-        # The usual case: every character folds on its own. Only those that fold into more or fewer
-        # characters (ß -> ss, … -> ...) move the offsets; find where they are and step over them.
+        # Every character folds on its own: only those that fold into more or fewer characters (ß -> ss,
+        # … -> ...) move the offsets; find where they are and step over them.
         uneven = "".join(chr(code) for code, piece in table.items() if len(piece) != 1)
-        if not uneven:
-            return folded, lambda index: index
         return folded, _offsets_over(text, table, re.compile("[" + re.escape(uneven) + "]"))
     # Rare: a decomposed letter (u + combining diaeresis) composed into one. Fold a base character with
     # its combining marks as a unit, to keep offsets.
