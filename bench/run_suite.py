@@ -199,7 +199,7 @@ def run_job(job: Job, backends: Sequence[str], *, quick: bool, results: Path) ->
     for figure in figures:
         target = figure.get("target")
         state = "met" if target and target["met"] else "missed" if target else "met"
-        note = "; ".join(document.get("notes", [])) if state == "missed" else ""
+        note = "; ".join(document.get("notes", []))
         rows.append(Row(job.name, figure["backend"], state, figure, document["peak_rss_mb"], seconds, note))
     reported = {row.backend for row in rows}
     rows += [
@@ -292,6 +292,8 @@ def note_lines(rows: Sequence[Row], *, rerun: str | None) -> list[str]:
                 words.append(f"target missed: {what}; why: see [its section]({sections[row.benchmark]})")
             elif row.status in ("failed", "not run") and row.note:
                 words.append(f"{row.status}: {row.note}")
+            elif row.note:  # met, with a word from the benchmark beside its figure
+                words.append(row.note)
         if words:
             notes.append(f"- **{key[0]} / {key[1]}**: " + "; ".join(dict.fromkeys(words)))
     return notes
