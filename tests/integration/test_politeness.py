@@ -9,13 +9,14 @@ import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from conftest import PAGES, FeedServer, Route
 from feedbuilders import rss2
 from monitor.model import FetchOutcome, FetchResult
-from monitor.pipeline.fetch import Fetcher, FetchLimits
+from monitor.pipeline.fetch import Fetcher, FetchLimits, PerHostTransport
 from monitor.store.db import Database
 from monitor.store.schema import Article
 from pollkit import LOOPBACK, RSS, USER_AGENT, Poll, feed, state
@@ -99,6 +100,33 @@ def test_each_host_is_asked_over_at_most_per_host_connections_kept_alive(server:
             assert 1 <= len(connections) <= 2, connections  # eight requests, over one or two reused connections
     finally:
         other.close()
+
+
+def test_a_long_lived_fetcher_keeps_few_hosts_pools_and_never_closes_one_in_use() -> None:
+    servers = [FeedServer() for _ in range(8)]  # eight origins (ports)
+    try:
+        big = b"x" * (4 * 1024 * 1024)  # more than the sockets buffer: still being read when the others run
+        urls = [s.add("/page.html", big) for s in servers]
+
+        async def run() -> tuple[list[int], int, bytes]:
+            transport = PerHostTransport(policy=LOOPBACK, per_host=2, max_pools=3)
+            async with httpx.AsyncClient(transport=transport) as client:
+                # A response left open on the first host while seven others are asked for.
+                async with client.stream("GET", urls[0]) as held:
+                    statuses = [(await client.get(url)).status_code for url in urls[1:] + urls[1:]]
+                    body = await held.aread()
+                return statuses, transport.pools, body
+
+        statuses, pools, body = asyncio.run(run())
+
+        assert statuses == [200] * 14
+        assert body == big  # its pool was not closed under it
+        assert pools <= 3  # the other hosts' pools, and their sockets, were closed as new hosts came
+        for server in servers[1:]:
+            assert len(server.requests) == 2
+    finally:
+        for server in servers:
+            server.close()
 
 
 def next_poll_after(database: Database, name: str) -> timedelta:

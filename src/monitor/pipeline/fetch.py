@@ -15,7 +15,8 @@ import random
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -89,37 +90,89 @@ class _HostGate:
 
 
 class PerHostTransport(httpx.AsyncBaseTransport):
-    """Routes each request to its origin's own pool of at most `per_host` connections, kept alive between requests.
+    """Routes each request to its origin's own pool of at most `per_host` connections, kept alive between
+    requests; at most `max_pools` pools are kept, the least recently used idle ones closed beyond that.
 
     httpcore's pool re-examines every pooled connection each time a request enters or leaves it, polling each
     idle socket and counting idle connections once per connection (encode/httpcore#1035, open): with the
     dozens of hosts one pass visits, that bookkeeping cost more CPU than reading the answers. A pool per host
-    holds only the host's own few connections; the overall bound on connections stays the Fetcher's. All
-    pools share one TLS context, and every connection goes through the address guard.
+    holds only the host's own few connections. A pool keeps its sockets until it is used again or closed, so
+    the service, which keeps one Fetcher for its life and meets thousands of hosts, would otherwise pile up
+    sockets its outlets closed long ago. All pools share one TLS context, and every connection goes through
+    the address guard.
     """
 
-    def __init__(self, *, policy: AddressPolicy, per_host: int) -> None:
+    def __init__(self, *, policy: AddressPolicy, per_host: int, max_pools: int) -> None:
         self._backend = GuardedBackend(policy)
         self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self._max_pools = max_pools
         self._tls: ssl.SSLContext | None = None
-        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._pools: OrderedDict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = OrderedDict()
+        self._busy: Counter[tuple[bytes, bytes, int | None]] = Counter()  # responses not closed yet
+
+    @property
+    def pools(self) -> int:
+        """How many per-host pools are open."""
+        return len(self._pools)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         origin = (url.raw_scheme, url.raw_host, url.port)
         pool = self._pools.get(origin)
         if pool is None:
+            await self._close_idle(keep=self._max_pools - 1)
             if self._tls is None:
                 self._tls = httpx.create_ssl_context()  # loading the CA bundle takes a while: once, when first needed
             pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=self._limits)
             # httpx takes no network backend of its own yet (encode/httpx#3180): put the guard under its pool.
             pool._pool._network_backend = self._backend
-        return await pool.handle_async_request(request)
+        self._pools.move_to_end(origin)
+        self._busy[origin] += 1
+        try:
+            response = await pool.handle_async_request(request)
+        except BaseException:
+            self._release(origin)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Releasing(response.stream, lambda: self._release(origin))
+        return response
 
     async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
+        pools, self._pools = list(self._pools.values()), OrderedDict()
         for pool in pools:
             await pool.aclose()
+
+    def _release(self, origin: tuple[bytes, bytes, int | None]) -> None:
+        self._busy[origin] -= 1
+        if self._busy[origin] <= 0:
+            del self._busy[origin]
+
+    async def _close_idle(self, *, keep: int) -> None:
+        """Close the least recently used pools with no response open until at most `keep` are left."""
+        for origin in [origin for origin in self._pools if origin not in self._busy]:
+            if len(self._pools) <= keep:
+                break
+            await self._pools.pop(origin).aclose()
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A response body that says when it is closed (the Fetcher closes every response it opens)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 class Fetcher:
@@ -137,7 +190,11 @@ class Fetcher:
         self.limits = limits or FetchLimits()
         self.robots = robots if robots is not None else RobotsCache()
         self._client = httpx.AsyncClient(
-            transport=PerHostTransport(policy=policy or AddressPolicy(), per_host=self.limits.per_host),
+            transport=PerHostTransport(
+                policy=policy or AddressPolicy(),
+                per_host=self.limits.per_host,
+                max_pools=self.limits.max_connections,
+            ),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout),
             follow_redirects=False,
