@@ -390,3 +390,39 @@ def test_a_missing_index_is_rebuilt_newest_first(database: Database, vectoriser:
         assert stories.index_missing(session, features=vectoriser.features, limit=1) == 1
         indexed = session.scalars(sa.select(Article.id).where(Article.story_vector.is_not(None))).all()
     assert indexed == [stored[-1]]
+
+
+def _holds_story_lock(database: Database, session: Any) -> bool:
+    """Whether this session's transaction holds the story lock: no other connection can take it now."""
+    if database.engine.dialect.name == "postgresql":
+        with database.engine.connect() as other:
+            taken = other.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": stories._LOCK_KEY}).scalar()
+            if taken:
+                other.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": stories._LOCK_KEY})
+            return not taken
+    other = sa.create_engine(database.engine.url, connect_args={"timeout": 0.1})
+    try:
+        with other.begin() as connection:
+            connection.execute(sa.text("UPDATE fetch_state SET leased_by = leased_by WHERE 0"))
+        return False
+    except sa.exc.OperationalError:  # database is locked: our write lock holds
+        return True
+    finally:
+        other.dispose()
+
+
+def test_the_story_lock_lasts_until_the_transaction_ends_and_survives_a_savepoint_rolled_back(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        stories.lock_stories(session)
+        stories.lock_stories(session)  # again in the same transaction (a batch): still held, once
+        assert _holds_story_lock(database, session)
+        session.commit()
+        assert not _holds_story_lock(database, session)  # the transaction ended: so did the lock
+
+        nested = session.begin_nested()
+        stories.lock_stories(session)
+        nested.rollback()  # on PostgreSQL this releases a lock taken inside the savepoint
+        stories.lock_stories(session)
+        assert _holds_story_lock(database, session)

@@ -175,8 +175,16 @@ class Extractor:
         """Start the workers in the background, if they are not running: the forkserver takes about half a
         second to import the extraction stack, time the caller can spend fetching feeds meanwhile."""
         if not self._running.is_set():
-            thread = threading.Thread(target=self._start, args=(self._generation,), name="extractor-start", daemon=True)
+            thread = threading.Thread(
+                target=self._start_logged, args=(self._generation,), name="extractor-start", daemon=True
+            )
             thread.start()
+
+    def _start_logged(self, generation: int) -> None:
+        try:
+            self._start(generation)
+        except Exception:  # the first page or feed tries again, and records its own failure
+            log.exception("extraction workers did not start")
 
     def close(self) -> None:
         """Stop the workers."""
@@ -192,14 +200,15 @@ class Extractor:
         if self._running.is_set() and self._pool is not None:
             return self._pool
         # Starting the workers blocks for a while: not on the event loop.
-        pool = await asyncio.to_thread(self._start)
-        assert pool is not None
+        pool = await asyncio.to_thread(self._start, self._generation)
+        if pool is None:
+            raise ExtractionError("the extraction workers were stopped")
         return pool
 
-    def _start(self, generation: int | None = None) -> ProcessPool | None:
+    def _start(self, generation: int) -> ProcessPool | None:
         with self._starting:  # one pool, whether start() or the first page gets here first
-            if generation is not None and generation != self._generation:
-                return None  # closed before this start() got going: starting now would leak the workers
+            if generation != self._generation:
+                return None  # closed since this start was asked for: starting now would leak the workers
             if self._pool is None:
                 self._pool = self._new_pool()
             if not self._running.is_set():

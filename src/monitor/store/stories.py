@@ -56,13 +56,15 @@ def lock_stories(session: Session) -> None:
     stories. PostgreSQL: a transaction-level advisory lock. SQLite: a write, which takes the database's
     single write lock before anything is read.
     """
-    if session.info.get(_LOCKED_BY) is session.get_transaction() is not None:
+    nested = session.in_nested_transaction()  # a savepoint rolled back would take a lock taken in it along
+    if not nested and session.info.get(_LOCKED_BY) is session.get_transaction() is not None:
         return  # taken earlier in this transaction: a batch of articles takes it once
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     else:
         take_write_lock(session)
-    session.info[_LOCKED_BY] = session.get_transaction()
+    if not nested:
+        session.info[_LOCKED_BY] = session.get_transaction()
 
 
 def find_original(session: Session, *, fingerprint: str, title: str, canonical_url: str) -> int | None:
