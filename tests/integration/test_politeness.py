@@ -123,7 +123,30 @@ def test_a_long_lived_fetcher_keeps_few_hosts_pools_and_never_closes_one_in_use(
         assert body == big  # its pool was not closed under it
         assert pools <= 3  # the other hosts' pools, and their sockets, were closed as new hosts came
         for server in servers[1:]:
-            assert len(server.requests) == 2
+            assert server.hits("/page.html") == 2
+    finally:
+        for server in servers:
+            server.close()
+
+
+def test_pools_made_and_closed_side_by_side_never_fail_a_request() -> None:
+    servers = [FeedServer() for _ in range(24)]  # many more origins than pools kept
+    try:
+        urls = [s.add("/small.html", ARTICLE) for s in servers]
+
+        async def run() -> list[object]:
+            transport = PerHostTransport(policy=LOOPBACK, per_host=2, max_pools=4)
+            outcomes: list[object] = []
+            async with httpx.AsyncClient(transport=transport) as client:
+                for wave in range(5):  # each wave meets hosts whose pools the last one left idle, and new ones
+                    wave_urls = urls[wave % 3 :: 2] * 2
+                    outcomes += await asyncio.gather(*(client.get(url) for url in wave_urls), return_exceptions=True)
+            return outcomes
+
+        outcomes = asyncio.run(run())
+
+        failures = [o for o in outcomes if not isinstance(o, httpx.Response) or o.status_code != 200]
+        assert not failures, failures[:3]
     finally:
         for server in servers:
             server.close()

@@ -118,9 +118,11 @@ class PerHostTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         origin = (url.raw_scheme, url.raw_host, url.port)
+        # No await until the pool is found or made and counted busy: requests run side by side.
         pool = self._pools.get(origin)
+        evicted = []
         if pool is None:
-            await self._close_idle(keep=self._max_pools - 1)
+            evicted = self._evict_idle(keep=self._max_pools - 1)
             if self._tls is None:
                 self._tls = httpx.create_ssl_context()  # loading the CA bundle takes a while: once, when first needed
             pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=self._limits)
@@ -129,6 +131,8 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         self._pools.move_to_end(origin)
         self._busy[origin] += 1
         try:
+            for idle in evicted:
+                await idle.aclose()
             response = await pool.handle_async_request(request)
         except BaseException:
             self._release(origin)
@@ -147,12 +151,16 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         if self._busy[origin] <= 0:
             del self._busy[origin]
 
-    async def _close_idle(self, *, keep: int) -> None:
-        """Close the least recently used pools with no response open until at most `keep` are left."""
-        for origin in [origin for origin in self._pools if origin not in self._busy]:
+    def _evict_idle(self, *, keep: int) -> list[httpx.AsyncHTTPTransport]:
+        """Take out the least recently used pools with no response open until at most `keep` are left; the
+        caller closes them."""
+        evicted = []
+        for origin in list(self._pools):
             if len(self._pools) <= keep:
                 break
-            await self._pools.pop(origin).aclose()
+            if origin not in self._busy:
+                evicted.append(self._pools.pop(origin))
+        return evicted
 
 
 class _Releasing(httpx.AsyncByteStream):
