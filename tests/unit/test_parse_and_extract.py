@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pebble import ProcessPool
 
 from conftest import PAGES
 from feedbuilders import atom, rss1, rss2
@@ -172,6 +173,37 @@ def test_a_close_calls_off_a_start_not_yet_under_way(monkeypatch: pytest.MonkeyP
 
     assert held
     assert extractor._pool is None  # no workers started behind the close, to be left running
+
+
+def test_a_page_waiting_for_the_workers_fails_cleanly_when_the_extractor_closes_meanwhile() -> None:
+    entered, proceed = threading.Event(), threading.Event()
+
+    class SlowStart(Extractor):
+        def _start(self, generation: int) -> ProcessPool | None:
+            entered.set()
+            proceed.wait(10)  # the workers are still starting when the close comes
+            return super()._start(generation)
+
+    extractor = SlowStart(workers=1)
+    outcome: list[BaseException] = []
+
+    def page() -> None:
+        try:
+            asyncio.run(extractor.run_page(worker_pid))
+        except BaseException as exc:  # noqa: BLE001 - the outcome under test
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=page)
+    waiting.start()
+    assert entered.wait(10)
+    extractor.close()
+    proceed.set()
+    waiting.join(10)
+
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ExtractionError)
+    assert "stopped" in str(outcome[0])
+    assert extractor._pool is None  # no pool started behind the close
 
 
 def _prepared(entry: ParsedEntry, page: bytes) -> ExtractedArticle:
