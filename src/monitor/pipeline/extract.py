@@ -123,9 +123,8 @@ class Extractor:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
         self.max_tasks = max_tasks
-        self._pool: ProcessPool | None = None
+        self._pool: ProcessPool | None = None  # set once its workers are up
         self._starting = threading.Lock()
-        self._running = threading.Event()  # the workers are up
         self._generation = 0  # close() counts up
 
     def __enter__(self) -> Extractor:
@@ -174,7 +173,7 @@ class Extractor:
     def start(self) -> None:
         """Start the workers in the background, if they are not running: the forkserver takes about half a
         second to import the extraction stack, time the caller can spend fetching feeds meanwhile."""
-        if not self._running.is_set():
+        if self._pool is None:
             thread = threading.Thread(
                 target=self._start_logged, args=(self._generation,), name="extractor-start", daemon=True
             )
@@ -194,10 +193,9 @@ class Extractor:
                 self._pool.close()  # type: ignore[no-untyped-call]
                 self._pool.join()
                 self._pool = None
-            self._running.clear()
 
     async def _running_pool(self) -> ProcessPool:
-        if self._running.is_set() and self._pool is not None:
+        if self._pool is not None:
             return self._pool
         # Starting the workers blocks for a while: not on the event loop.
         pool = await asyncio.to_thread(self._start, self._generation)
@@ -210,13 +208,12 @@ class Extractor:
             if generation != self._generation:
                 return None  # closed since this start was asked for: starting now would leak the workers
             if self._pool is None:
-                self._pool = self._new_pool()
-            if not self._running.is_set():
+                pool = self._new_pool()
                 # Asking pebble whether the pool is active starts its workers, as its first task would (a
                 # task would count against a worker's max_tasks).
-                if not self._pool.active:
+                if not pool.active:
                     raise RuntimeError("the extraction pool did not start")
-                self._running.set()
+                self._pool = pool
             return self._pool
 
     def _new_pool(self) -> ProcessPool:
