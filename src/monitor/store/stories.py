@@ -187,7 +187,7 @@ def _joined(session: Session, *, story_id: int, article_id: int, at: datetime, f
 def _candidates_statement() -> Select[tuple[int | None, str | None, datetime]]:
     """The articles sharing most index keys with a new one within the window: their story, vector, time.
     On the tables: rows, not ORM entities, are wanted, and the ORM's result handling cost a third of it."""
-    keys, articles = _table(StoryKey), _table(Article)
+    keys, articles = _KEYS, _ARTICLES
     shared = (
         select(keys.c.article_id, func.max(keys.c.at).label("at"))
         .where(
@@ -210,7 +210,7 @@ def _take_over_statement() -> Update:
     is not, or both are alike and the current one is not later."""
     # On the tables, not the mapped classes: an ORM UPDATE would also work out which loaded objects to
     # refresh, which cost more than the statement.
-    stories, current = _table(Story), _table(Article).alias("current")
+    stories, current = _STORIES, _ARTICLES.alias("current")
     current_full = case((current.c.extraction == Extraction.PAGE.value, 1), else_=0)
     full = bindparam("full", type_=Integer())
     keeps = (
@@ -239,20 +239,21 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+_ARTICLES, _STORIES, _KEYS = _table(Article), _table(Story), _table(StoryKey)
 _ORIGINALS = (
-    select(_table(Article).c.id, _table(Article).c.title)
+    select(_ARTICLES.c.id, _ARTICLES.c.title)
     .where(
-        _table(Article).c.content_hash == bindparam("fingerprint"),
-        _table(Article).c.canonical_url != bindparam("canonical_url"),
+        _ARTICLES.c.content_hash == bindparam("fingerprint"),
+        _ARTICLES.c.canonical_url != bindparam("canonical_url"),
     )
-    .order_by(_table(Article).c.id)
+    .order_by(_ARTICLES.c.id)
     .limit(10)
 )
-_INSERT_KEYS = insert(_table(StoryKey))  # an executemany of the table's own INSERT, not the ORM's bulk insert
+_INSERT_KEYS = insert(_KEYS)  # an executemany of the table's own INSERT, not the ORM's bulk insert
 _CANDIDATES = _candidates_statement()
 _TAKE_OVER = _take_over_statement()
 _SET_STORY = (
-    update(_table(Article))
-    .where(_table(Article).c.id == bindparam("article_id", type_=Integer()))
+    update(_ARTICLES)
+    .where(_ARTICLES.c.id == bindparam("article_id", type_=Integer()))
     .values(story_id=bindparam("story_id", type_=Integer()))
 )
