@@ -184,7 +184,8 @@ class _Releasing(httpx.AsyncByteStream):
 
 
 class Fetcher:
-    """One per poll pass: an async client with keep-alive, politeness gates and a robots cache."""
+    """One per `monitor poll` pass, one for the service's life: an async client with keep-alive, politeness
+    gates and a robots cache."""
 
     def __init__(
         self,
