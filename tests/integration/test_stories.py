@@ -258,22 +258,32 @@ def _report(vectoriser: Vectoriser, source_id: int, n: int, published_at: dateti
     )
 
 
+def _stored_in_one_story(database: Database, *drafts: ArticleDraft) -> tuple[list[int], int]:
+    """Store drafts in turn; their article ids (each stored as an article, all in one story) and that
+    story's representative."""
+    ids = [_store(database, draft)[1] for draft in drafts]
+    assert all(ids)
+    stored = [article_id for article_id in ids if article_id is not None]
+    story_ids = {_story_of(database, article_id) for article_id in stored}
+    assert len(story_ids) == 1
+    with database.session() as session:
+        story = session.get(Story, story_ids.pop())
+        assert story is not None
+        return stored, story.representative_id
+
+
 def test_a_story_keeps_its_earliest_full_text_as_representative(database: Database, vectoriser: Vectoriser) -> None:
     ids = _sources(database, {"trend", "orient", "ncanews"})
     base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
-    _, summary_only = _store(database, _report(vectoriser, ids["trend"], 1, base, extraction=Extraction.FEED_SUMMARY))
-    _, later_full = _store(database, _report(vectoriser, ids["orient"], 2, base + timedelta(hours=3)))
-    _, earlier_full = _store(database, _report(vectoriser, ids["ncanews"], 3, base + timedelta(hours=1)))
-    assert summary_only
-    assert later_full
-    assert earlier_full
+    (summary_only, _later_full, earlier_full), representative = _stored_in_one_story(
+        database,
+        _report(vectoriser, ids["trend"], 1, base, extraction=Extraction.FEED_SUMMARY),
+        _report(vectoriser, ids["orient"], 2, base + timedelta(hours=3)),
+        _report(vectoriser, ids["ncanews"], 3, base + timedelta(hours=1)),
+    )
 
-    story_id = _story_of(database, summary_only)
-    assert _story_of(database, later_full) == _story_of(database, earlier_full) == story_id
+    assert representative == earlier_full
     with database.session() as session:
-        story = session.get(Story, story_id)
-        assert story is not None
-        assert story.representative_id == earlier_full
         view = get_article(session, article_id=summary_only)
         assert view.also_reported_by == ("ncanews", "orient")
 
@@ -283,22 +293,14 @@ def test_a_full_text_stays_representative_over_an_earlier_summary_and_an_equal_t
 ) -> None:
     ids = _sources(database, {"trend", "orient", "ncanews"})
     base = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
-    _, full = _store(database, _report(vectoriser, ids["trend"], 1, base))
-    _, earlier_summary = _store(
+    (full, _earlier_summary, _same_time_full), representative = _stored_in_one_story(
         database,
+        _report(vectoriser, ids["trend"], 1, base),
         _report(vectoriser, ids["orient"], 2, base - timedelta(hours=2), extraction=Extraction.FEED_SUMMARY),
+        _report(vectoriser, ids["ncanews"], 3, base),
     )
-    _, same_time_full = _store(database, _report(vectoriser, ids["ncanews"], 3, base))
-    assert full
-    assert earlier_summary
-    assert same_time_full
 
-    story_id = _story_of(database, full)
-    assert _story_of(database, earlier_summary) == _story_of(database, same_time_full) == story_id
-    with database.session() as session:
-        story = session.get(Story, story_id)
-        assert story is not None
-        assert story.representative_id == full  # not the earlier summary, nor the full text of the same time
+    assert representative == full  # not the earlier summary, nor the full text of the same time
 
 
 def test_storing_an_article_again_is_known_not_a_copy_of_itself(database: Database, vectoriser: Vectoriser) -> None:
